@@ -1,0 +1,296 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/inboxrelay/inboxrelay/keychain"
+	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/imapsync"
+	"github.com/inboxrelay/inboxrelay/sync/smtpsend"
+	"github.com/inboxrelay/inboxrelay/sync/state"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
+)
+
+func goos() string { return runtime.GOOS }
+
+func absPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("path %q: %w", p, err)
+	}
+	return abs, nil
+}
+
+// multi is a flag that may be given several times.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+func (e *env) account(args []string) error {
+	if len(args) == 0 {
+		return usagef("account needs add, list or remove")
+	}
+	switch args[0] {
+	case "add":
+		return e.accountAdd(args[1:])
+	case "list":
+		return e.accountList(args[1:])
+	case "remove":
+		return e.accountRemove(args[1:])
+	}
+	return usagef("unknown account command %q: use add, list or remove", args[0])
+}
+
+// defaultPort is the well-known port for a protocol and its security.
+func defaultPort(smtp bool, sec config.Security) int {
+	switch {
+	case smtp && sec == config.SecurityStartTLS:
+		return 587
+	case smtp:
+		return 465
+	case sec == config.SecurityStartTLS:
+		return 143
+	}
+	return 993
+}
+
+func (e *env) accountAdd(args []string) error {
+	fs := flags("account add")
+	email := fs.String("email", "", "")
+	username := fs.String("username", "", "")
+	imapAddr := fs.String("imap", "", "")
+	imapSec := fs.String("imap-security", "tls", "")
+	smtpAddr := fs.String("smtp", "", "")
+	smtpSec := fs.String("smtp-security", "tls", "")
+	backfill := fs.String("backfill-days", strconv.Itoa(config.DefaultBackfillDays), "")
+	minTLS := fs.String("min-tls", "", "")
+	pwStdin := fs.Bool("password-stdin", false, "")
+	var pins multi
+	fs.Var(&pins, "trust-fingerprint", "")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *email == "" || *imapAddr == "" || *smtpAddr == "" || !*pwStdin {
+		return usagef("account add needs --email, --imap, --smtp and --password-stdin (the password on standard input)")
+	}
+	if !strings.Contains(*email, "@") {
+		return usagef("--email %q is not an e-mail address", *email)
+	}
+	acct := config.Account{Email: strings.TrimSpace(*email), Username: *username, MinTLS: *minTLS}
+	var err error
+	isec, err := config.ParseSecurity(*imapSec)
+	if err != nil {
+		return usagef("--imap-security: %v", err)
+	}
+	ssec, err := config.ParseSecurity(*smtpSec)
+	if err != nil {
+		return usagef("--smtp-security: %v", err)
+	}
+	if acct.IMAP, err = config.ParseServer(*imapAddr, isec, defaultPort(false, isec)); err != nil {
+		return usagef("--imap: %v", err)
+	}
+	if acct.SMTP, err = config.ParseServer(*smtpAddr, ssec, defaultPort(true, ssec)); err != nil {
+		return usagef("--smtp: %v", err)
+	}
+	if *backfill == "all" {
+		acct.BackfillDays = config.BackfillAll
+	} else if n, err := strconv.Atoi(*backfill); err == nil && n >= 0 {
+		acct.BackfillDays = n
+	} else {
+		return usagef("--backfill-days must be a number of days or \"all\"")
+	}
+	for _, p := range pins {
+		fp, err := trust.ParseFingerprint(p)
+		if err != nil {
+			return usagef("--trust-fingerprint: %v", err)
+		}
+		acct.TrustFingerprints = append(acct.TrustFingerprints, fp)
+	}
+	if _, err := trust.ParseMinVersion(*minTLS); err != nil {
+		return usagef("--min-tls: %v", err)
+	}
+	password, err := readPassword(e.stdin)
+	if err != nil {
+		return err
+	}
+
+	cfg, err := e.home.Load()
+	if err != nil {
+		return err
+	}
+	if _, exists := cfg.Account(acct.Email); exists {
+		return fmt.Errorf("%s is already set up: remove it first with `inboxrelay account remove %s`", acct.Email, acct.Email)
+	}
+	kc, err := e.keychain()
+	if err != nil {
+		return err
+	}
+	// Fail before the network checks when the keychain cannot hold the
+	// password anyway.
+	if _, err := kc.Get(keychain.AccountKey(acct.Email)); err != nil && !errors.Is(err, keychain.ErrNotFound) {
+		return err
+	}
+
+	pol, err := trust.NewPolicy(acct.MinTLS, acct.TrustFingerprints, nil)
+	if err != nil {
+		return err
+	}
+	sent, err := checkIMAP(acct, password, pol)
+	if err != nil {
+		return fmt.Errorf("IMAP check failed, nothing was stored: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "IMAP %s (%s): login ok, INBOX and Sent %q (found %s)\n", acct.IMAP.Addr(), acct.IMAP.Security, sent.Name, sent.How)
+	if err := checkSMTP(acct, password, pol); err != nil {
+		return fmt.Errorf("SMTP check failed, nothing was stored: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "SMTP %s (%s): login ok\n", acct.SMTP.Addr(), acct.SMTP.Security)
+
+	if err := kc.Set(keychain.AccountKey(acct.Email), password); err != nil {
+		return fmt.Errorf("store the password: %w", err)
+	}
+	cfg.Accounts = append(cfg.Accounts, acct)
+	if err := e.home.Save(cfg); err != nil {
+		kc.Delete(keychain.AccountKey(acct.Email))
+		return err
+	}
+	msg := "added %s\n"
+	if e.home.Running() {
+		msg = "added %s; restart Inbox Relay to start relaying it\n"
+	}
+	fmt.Fprintf(e.stdout, msg, acct.Email)
+	return nil
+}
+
+// readPassword reads the first line of r; a password never comes from a
+// flag, where other users of the machine could read it.
+func readPassword(r io.Reader) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, 4096))
+	if err != nil {
+		return "", fmt.Errorf("read the password from standard input: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return "", usagef("--password-stdin: standard input holds no password")
+	}
+	return pw, nil
+}
+
+func checkIMAP(acct config.Account, password string, pol *trust.Policy) (imapsync.Folder, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := imapsync.Dial(ctx, acct, password, pol)
+	if err != nil {
+		return imapsync.Folder{}, err
+	}
+	defer c.Close()
+	if _, err := c.Examine("INBOX"); err != nil {
+		return imapsync.Folder{}, err
+	}
+	return c.FindSent()
+}
+
+func checkSMTP(acct config.Account, password string, pol *trust.Policy) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := smtpsend.Dial(ctx, acct, password, pol)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func (e *env) accountList(args []string) error {
+	fs := flags("account list")
+	asJSON := fs.Bool("json", false, "")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := e.home.Load()
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		accts := cfg.Accounts
+		if accts == nil {
+			accts = []config.Account{}
+		}
+		return enc.Encode(accts)
+	}
+	if len(cfg.Accounts) == 0 {
+		fmt.Fprintln(e.stdout, "no account yet: add one with `inboxrelay account add`")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EMAIL\tIMAP\tSMTP\tBACKFILL")
+	for _, a := range cfg.Accounts {
+		bf := strconv.Itoa(a.BackfillDays) + " days"
+		if a.BackfillDays == config.BackfillAll {
+			bf = "all"
+		}
+		fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%s\n", a.Email, a.IMAP.Addr(), a.IMAP.Security, a.SMTP.Addr(), a.SMTP.Security, bf)
+	}
+	return tw.Flush()
+}
+
+func (e *env) accountRemove(args []string) error {
+	if len(args) != 1 {
+		return usagef("account remove needs the e-mail address")
+	}
+	email := args[0]
+	unlock, err := e.home.Lock()
+	if err != nil {
+		return fmt.Errorf("cannot remove an account while it is in use: %w", err)
+	}
+	defer unlock()
+	cfg, err := e.home.Load()
+	if err != nil {
+		return err
+	}
+	kept := cfg.Accounts[:0]
+	found := false
+	for _, a := range cfg.Accounts {
+		if strings.EqualFold(a.Email, email) {
+			found = true
+			continue
+		}
+		kept = append(kept, a)
+	}
+	if !found {
+		return fmt.Errorf("no account %s here (see `inboxrelay account list`)", email)
+	}
+	cfg.Accounts = kept
+	if err := e.home.Save(cfg); err != nil {
+		return err
+	}
+	kc, err := e.keychain()
+	if err != nil {
+		return err
+	}
+	if err := kc.Delete(keychain.AccountKey(email)); err != nil {
+		return fmt.Errorf("the account is removed, but its password could not be deleted from the keychain: %w", err)
+	}
+	store, err := state.Open(e.home.StatePath())
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Forget(email); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "removed %s\n", email)
+	return nil
+}

@@ -1,0 +1,350 @@
+// Package cli is the connector's command line: pairing, accounts, one-shot
+// and continuous sync, status and the demo. It holds no sync logic; it
+// parses, calls the engine and prints.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/inboxrelay/inboxrelay/keychain"
+	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/engine"
+	"github.com/inboxrelay/inboxrelay/sync/logfile"
+	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/state"
+	"github.com/inboxrelay/inboxrelay/sync/version"
+)
+
+const usage = `Inbox Relay relays your mailbox to the customer-success platform.
+
+Usage: inboxrelay [--home DIR] <command>
+
+  pair --platform URL --code CODE [--ca-file PEM] [--proxy URL]
+                     pair this computer with the platform
+  account add --email ADDR [--username U] --imap HOST:PORT [--imap-security tls|starttls]
+              --smtp HOST:PORT [--smtp-security tls|starttls] [--backfill-days N|all]
+              [--trust-fingerprint SHA256]... [--min-tls 1.0|1.1|1.2|1.3] --password-stdin
+  account list [--json]
+  account remove ADDR
+  sync --once        relay everything pending now, then exit (0: nothing left pending)
+  run                relay continuously until interrupted
+  status [--json]    where every account stands
+  demo               a sample mailbox and platform, with the engine relaying between them
+  version
+
+--home DIR (or INBOXRELAY_HOME) keeps settings, state, logs and keychain entries apart.
+`
+
+// env is what a command works with.
+type env struct {
+	home   config.Home
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Main runs the command line args (without the program name) and returns
+// the process exit code: 0 on success, 1 when the command failed (one line
+// on stderr says why and what to do), 2 for a usage error.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	homeDir := ""
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch {
+		case args[0] == "--home" || args[0] == "-home":
+			if len(args) < 2 {
+				fmt.Fprintln(stderr, "--home needs a directory")
+				return 2
+			}
+			homeDir, args = args[1], args[2:]
+		case strings.HasPrefix(args[0], "--home="):
+			homeDir, args = strings.TrimPrefix(args[0], "--home="), args[1:]
+		case args[0] == "-h" || args[0] == "--help":
+			fmt.Fprint(stdout, usage)
+			return 0
+		default:
+			fmt.Fprintf(stderr, "unknown option %s\n\n%s", args[0], usage)
+			return 2
+		}
+	}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	if args[0] == "version" {
+		fmt.Fprintf(stdout, "inboxrelay %s\n", version.Version)
+		return 0
+	}
+	var home config.Home
+	var err error
+	if homeDir != "" {
+		home, err = config.OpenHome(homeDir)
+	} else {
+		home, err = config.DefaultHome()
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, oneLine(err))
+		return 1
+	}
+	e := &env{home: home, stdin: stdin, stdout: stdout, stderr: stderr}
+	cmds := map[string]func([]string) error{
+		"pair":    e.pair,
+		"account": e.account,
+		"sync":    e.sync,
+		"run":     e.run,
+		"status":  e.status,
+		"demo":    e.demo,
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err := cmd(args[1:]); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		fmt.Fprintln(stderr, oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// oneLine keeps an error on one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
+}
+
+// flags returns a FlagSet that reports errors as usage errors.
+func flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usagef("%s: %v (see inboxrelay --help)", fs.Name(), err)
+	}
+	return nil
+}
+
+func (e *env) keychain() (*keychain.Store, error) { return keychain.New(e.home.Dir) }
+
+func (e *env) pair(args []string) error {
+	fs := flags("pair")
+	platform := fs.String("platform", "", "platform base URL")
+	code := fs.String("code", "", "one-time pairing code")
+	caFile := fs.String("ca-file", "", "extra CA bundle (PEM) to trust for the platform")
+	proxy := fs.String("proxy", "", "HTTPS proxy URL")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *platform == "" || *code == "" {
+		return usagef("pair needs --platform URL and --code CODE")
+	}
+	if *caFile != "" {
+		abs, err := absPath(*caFile)
+		if err != nil {
+			return err
+		}
+		*caFile = abs
+	}
+	kc, err := e.keychain()
+	if err != nil {
+		return err
+	}
+	cfg, err := e.home.Load()
+	if err != nil {
+		return err
+	}
+	client, err := relay.New(relay.Options{BaseURL: *platform, CAFile: *caFile, Proxy: *proxy})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	host, _ := os.Hostname()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, token, err := client.Pair(ctx, strings.TrimSpace(*code), relay.Device{Name: host, OS: goos(), Version: version.Version})
+	if err != nil {
+		return err
+	}
+	if err := kc.Set(keychain.DeviceTokenKey, token); err != nil {
+		return fmt.Errorf("store the device token: %w", err)
+	}
+	cfg.Platform = config.Platform{URL: strings.TrimRight(*platform, "/"), DeviceID: id, CAFile: *caFile, Proxy: *proxy}
+	if err := e.home.Save(cfg); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "paired with %s as device %s\n", cfg.Platform.URL, id)
+	return nil
+}
+
+// setupLog logs to the home's rotating file and, when toStderr, to stderr.
+func (e *env) setupLog(cfg *config.Config, toStderr bool) (*slog.Logger, func(), error) {
+	lf, err := logfile.Open(e.home.LogDir(), "inboxrelay.log", 5<<20, 3)
+	if err != nil {
+		return nil, nil, err
+	}
+	var w io.Writer = lf
+	if toStderr {
+		w = io.MultiWriter(e.stderr, lf)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cmpOr(cfg.LogLevel, "info"))); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), func() { lf.Close() }, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// engineSession is everything an engine run holds: the lock, the state
+// database, the log.
+type engineSession struct {
+	cfg    *config.Config
+	store  *state.Store
+	log    *slog.Logger
+	engine *engine.Engine
+	close  func()
+}
+
+func (e *env) openEngine(once bool, logStderr bool) (*engineSession, error) {
+	unlock, err := e.home.Lock()
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unlock()
+		}
+	}()
+	cfg, err := e.home.Load()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Platform.URL == "" {
+		return nil, errors.New("this computer is not paired with the platform yet: run `inboxrelay pair --platform URL --code CODE`")
+	}
+	kc, err := e.keychain()
+	if err != nil {
+		return nil, err
+	}
+	token, err := kc.Get(keychain.DeviceTokenKey)
+	if errors.Is(err, keychain.ErrNotFound) {
+		return nil, errors.New("the device token is missing from the keychain: pair again with `inboxrelay pair`")
+	}
+	if err != nil {
+		return nil, err
+	}
+	log, closeLog, err := e.setupLog(cfg, logStderr)
+	if err != nil {
+		return nil, err
+	}
+	store, err := state.Open(e.home.StatePath())
+	if err != nil {
+		closeLog()
+		return nil, err
+	}
+	o := engine.Options{
+		Home: e.home, Config: cfg, Store: store, Secrets: kc, Log: log, Once: once,
+		Platform: relay.Options{BaseURL: cfg.Platform.URL, CAFile: cfg.Platform.CAFile, Proxy: cfg.Platform.Proxy, Token: token},
+	}
+	if once {
+		o.GiveUpAfter = 2 * time.Minute
+	}
+	eng, err := engine.New(o)
+	if err != nil {
+		store.Close()
+		closeLog()
+		return nil, err
+	}
+	ok = true
+	return &engineSession{cfg: cfg, store: store, log: log, engine: eng, close: func() {
+		store.Close()
+		closeLog()
+		unlock()
+	}}, nil
+}
+
+func (e *env) sync(args []string) error {
+	fs := flags("sync")
+	once := fs.Bool("once", false, "one pass, then exit")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if !*once {
+		return usagef("sync needs --once (use `inboxrelay run` to relay continuously)")
+	}
+	s, err := e.openEngine(true, false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	runErr := s.engine.Run(ctx)
+	for _, a := range s.engine.Snapshot().Accounts {
+		fmt.Fprintf(e.stdout, "%s: %s; relayed %d in total, backlog %d, rejected %d, skipped %d\n",
+			a.Email, a.State, a.Relayed, a.Backlog, a.Rejected, a.Skipped)
+	}
+	if runErr == nil && ctx.Err() != nil {
+		return errors.New("interrupted; what was not relayed is relayed next time")
+	}
+	return runErr
+}
+
+func (e *env) run(args []string) error {
+	fs := flags("run")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	s, err := e.openEngine(false, true)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- s.engine.Run(ctx) }()
+	s.log.Info("Inbox Relay running", "version", version.Version, "home", e.home.Dir, "accounts", len(s.cfg.Accounts))
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("stopping")
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		// Every checkpoint is already durable: stopping now loses nothing.
+		s.log.Warn("the engine did not stop within 5 s; exiting anyway")
+		return nil
+	}
+}

@@ -1,0 +1,48 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// ErrRunning means another process holds the home's lock.
+var ErrRunning = errors.New("Inbox Relay is already running with this home")
+
+// Lock takes the home's lock, held by the one process that runs the engine,
+// until unlock is called or the process ends (the OS releases it even after
+// kill -9). It fails with an error wrapping ErrRunning, naming the holder's
+// pid, when another process has it.
+func (h Home) Lock() (unlock func(), err error) {
+	f, err := os.OpenFile(h.LockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		b, _ := os.ReadFile(h.LockPath())
+		f.Close()
+		if pid := strings.TrimSpace(string(b)); pid != "" {
+			return nil, fmt.Errorf("%w (pid %s): stop it first, or use another --home", ErrRunning, pid)
+		}
+		return nil, fmt.Errorf("%w: stop it first, or use another --home", ErrRunning)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() {
+		f.Truncate(0)
+		unlockFile(f)
+		f.Close()
+	}, nil
+}
+
+// Running reports whether some process holds the home's lock.
+func (h Home) Running() bool {
+	unlock, err := h.Lock()
+	if err != nil {
+		return errors.Is(err, ErrRunning)
+	}
+	unlock()
+	return false
+}

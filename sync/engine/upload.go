@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/inboxrelay/inboxrelay/sync/backoff"
+	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/spool"
+	"github.com/inboxrelay/inboxrelay/sync/state"
+)
+
+// job is one message on its way to the platform.
+type job struct {
+	key         state.FolderKey
+	uidvalidity uint32
+	messageID   string
+	body        *spool.Body
+	msg         relay.Message
+	// done is called once: nil when the outcome is recorded (relayed or
+	// rejected), else why the message is still pending.
+	done func(error)
+}
+
+func (e *Engine) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-e.jobs:
+			err := e.upload(ctx, j)
+			j.body.Remove()
+			j.done(err)
+		}
+	}
+}
+
+// upload relays one message until the platform gives a final answer.
+// Temporary failures are retried with backoff (honouring Retry-After),
+// forever unless GiveUpAfter is set; a refused token parks the upload until
+// the device is paired again.
+func (e *Engine) upload(ctx context.Context, j *job) error {
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		if err := e.gate(ctx); err != nil {
+			return err
+		}
+		if err := e.waitPlatform(ctx); err != nil {
+			return err
+		}
+		err := e.platform.Load().Upload(ctx, j.msg)
+		var rej *relay.RejectedError
+		var tmp *relay.TemporaryError
+		switch {
+		case err == nil:
+			e.setPlatformErr(nil)
+			return e.o.Store.MarkDone(j.key, j.uidvalidity, j.msg.UID, state.Relayed, nil)
+		case errors.As(err, &rej):
+			e.log.Warn("the platform rejected a message for good; it is recorded and skipped",
+				"account", j.msg.Account, "folder", j.msg.Folder, "uid", j.msg.UID, "status", rej.Status, "reason", rej.Reason)
+			return e.o.Store.MarkDone(j.key, j.uidvalidity, j.msg.UID, state.Rejected, &state.Rejection{
+				Account: j.msg.Account, Role: j.msg.Mailbox, Folder: j.msg.Folder, UID: j.msg.UID,
+				Key: j.msg.Key, MessageID: j.messageID, Reason: rej.Error(),
+			})
+		case errors.Is(err, relay.ErrUnauthorized):
+			e.setBlocked(true)
+			continue
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		e.setPlatformErr(err)
+		delay := e.o.Backoff.Delay(attempt)
+		if errors.As(err, &tmp) && tmp.RetryAfter > delay {
+			delay = tmp.RetryAfter
+		}
+		if e.o.GiveUpAfter > 0 && time.Since(start)+delay > e.o.GiveUpAfter {
+			return err
+		}
+		e.log.Info("upload failed; retrying", "account", j.msg.Account, "uid", j.msg.UID, "in", delay.Round(time.Millisecond), "err", err)
+		if err := backoff.Sleep(ctx, delay); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,235 @@
+// Package imapsync is the connector's IMAP side: connecting safely, finding
+// the folders to sync, and reading them without changing anything.
+//
+// A Conn has one owner goroutine. go-imap v2 has no context: Dial binds the
+// connection to its context by closing it when the context ends, which
+// fails every pending command.
+package imapsync
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
+)
+
+// ErrAuth means the server refused the login name or password.
+var ErrAuth = errors.New("the mail server refused the login")
+
+// AuthError is a refused login, with the server's words.
+type AuthError struct {
+	Server string
+	Text   string // the server's explanation, may be empty
+}
+
+func (e *AuthError) Error() string {
+	s := fmt.Sprintf("%s refused the password", e.Server)
+	if e.Text != "" {
+		s += fmt.Sprintf(" (%q)", e.Text)
+	}
+	return s + ": check it and enter it again"
+}
+
+// Unwrap makes errors.Is(err, ErrAuth) true.
+func (e *AuthError) Unwrap() error { return ErrAuth }
+
+// NetError is a failure to reach the server or a connection that broke:
+// worth retrying later.
+type NetError struct {
+	Server string
+	Err    error
+}
+
+func (e *NetError) Error() string { return fmt.Sprintf("cannot reach %s: %v", e.Server, e.Err) }
+
+// Unwrap returns the network error.
+func (e *NetError) Unwrap() error { return e.Err }
+
+// Conn is one authenticated IMAP connection. Not safe for concurrent use:
+// one goroutine owns it.
+type Conn struct {
+	c       *imapclient.Client
+	server  string
+	changed chan struct{} // signalled (buffer one) when the server reports new messages
+	stop    func() bool
+}
+
+// Dial connects to the account's IMAP server with the account's security
+// (implicit TLS or strict STARTTLS; never plaintext), verifies the server
+// with pol, and logs in. The connection is closed when ctx ends.
+func Dial(ctx context.Context, acct config.Account, password string, pol *trust.Policy) (*Conn, error) {
+	srv := acct.IMAP
+	conn := &Conn{server: srv.Addr(), changed: make(chan struct{}, 1)}
+	opts := &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			// Runs on the reader goroutine: only signal.
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					conn.signal()
+				}
+			},
+		},
+	}
+	for attempt := 0; ; attempt++ {
+		c, err := connect(ctx, srv, pol, opts)
+		if err == nil {
+			conn.c = c
+			break
+		}
+		if retry, rerr := pol.Retry(srv.Host, err); retry && attempt == 0 {
+			continue
+		} else {
+			return nil, classifyDial(srv, rerr)
+		}
+	}
+	conn.stop = context.AfterFunc(ctx, func() { conn.c.Close() })
+	if err := conn.login(acct.Login(), password); err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return conn, nil
+}
+
+func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *imapclient.Options) (*imapclient.Client, error) {
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	raw, err := d.DialContext(ctx, "tcp", srv.Addr())
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	cfg := pol.Config(srv.Host)
+	cfg.NextProtos = []string{"imap"}
+	o := *opts
+	o.TLSConfig = cfg
+	switch srv.Security {
+	case config.SecurityStartTLS:
+		// Bound the whole greeting + STARTTLS + handshake exchange.
+		raw.SetDeadline(time.Now().Add(60 * time.Second))
+		c, err := imapclient.NewStartTLS(raw, &o)
+		if err != nil {
+			raw.Close()
+			var ie *imap.Error
+			if errors.As(err, &ie) {
+				return nil, fmt.Errorf("the server refused STARTTLS (%s): use --imap-security tls with its TLS port (usually 993)", ie.Text)
+			}
+			return nil, err
+		}
+		raw.SetDeadline(time.Time{})
+		return c, nil
+	default:
+		tc := tls.Client(raw, cfg)
+		hctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		c := imapclient.New(tc, &o)
+		if err := c.WaitGreeting(); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+func classifyDial(srv config.Server, err error) error {
+	var ue *trust.UntrustedError
+	if errors.As(err, &ue) {
+		return err
+	}
+	var ve tls.AlertError
+	if errors.As(err, &ve) && (ve == 70 || ve == 71) { // protocol_version, insufficient_security
+		return fmt.Errorf("%s offers only a TLS version older than this account accepts (%v): ask IT to enable TLS 1.2, or lower the minimum with --min-tls", srv.Addr(), err)
+	}
+	if strings.Contains(err.Error(), "protocol version not supported") || strings.Contains(err.Error(), "server selected unsupported protocol version") {
+		return fmt.Errorf("%s offers only a TLS version older than this account accepts (%v): ask IT to enable TLS 1.2, or lower the minimum with --min-tls", srv.Addr(), err)
+	}
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, context.DeadlineExceeded) {
+		return &NetError{Server: srv.Addr(), Err: err}
+	}
+	return fmt.Errorf("connect to %s: %w", srv.Addr(), err)
+}
+
+func (c *Conn) login(user, password string) error {
+	if c.c.Caps().Has(imap.CapLoginDisabled) {
+		return fmt.Errorf("%s does not allow logging in on this connection (LOGINDISABLED)", c.server)
+	}
+	if err := c.c.Login(user, password).Wait(); err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
+			return &AuthError{Server: c.server, Text: redact(ie.Text, password)}
+		}
+		return c.wrap("login", err)
+	}
+	return nil
+}
+
+// redact removes the password from a server's text, should a server echo it.
+func redact(s, password string) string {
+	if password != "" {
+		s = strings.ReplaceAll(s, password, "***")
+	}
+	return s
+}
+
+func (c *Conn) signal() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// wrap turns a broken connection into a *NetError and adds what was being
+// done to other errors.
+func (c *Conn) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	select {
+	case <-c.c.Closed():
+		return &NetError{Server: c.server, Err: fmt.Errorf("%s: connection closed: %w", what, err)}
+	default:
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, net.ErrClosed) {
+		return &NetError{Server: c.server, Err: fmt.Errorf("%s: %w", what, err)}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// Caps returns the server's capabilities.
+func (c *Conn) Caps() imap.CapSet { return c.c.Caps() }
+
+// Close logs out politely (bounded) and closes the connection. Safe to
+// call twice.
+func (c *Conn) Close() error {
+	if c.stop != nil {
+		c.stop()
+	}
+	done := make(chan struct{})
+	go func() {
+		c.c.Logout().Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	return c.c.Close()
+}

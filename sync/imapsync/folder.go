@@ -1,0 +1,330 @@
+package imapsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/inboxrelay/inboxrelay/sync/spool"
+)
+
+// sentNames are the Sent folder's usual names, lowercased, for servers
+// without SPECIAL-USE (RFC 6154). Localised names are what Outlook,
+// Thunderbird and webmails create in the languages our users work in.
+var sentNames = []string{
+	"sent", "sent items", "sent messages", "sent mail", "sent-mail",
+	"gesendet", "gesendete objekte", "gesendete elemente",
+	"envoyés", "éléments envoyés", "messages envoyés",
+	"enviados", "elementos enviados", "itens enviados",
+	"inviata", "posta inviata", "elementi inviati",
+	"verzonden", "verzonden items", "skickat", "skickade objekt",
+}
+
+// Folder is a folder found on the server.
+type Folder struct {
+	Name string // full name as the server knows it, UTF-8
+	How  string // how it was found, for diagnostics
+}
+
+// FindSent finds the Sent folder: by the \Sent SPECIAL-USE attribute, else
+// by its usual names under the personal namespace.
+func (c *Conn) FindSent() (Folder, error) {
+	var opts *imap.ListOptions
+	if c.c.Caps().Has(imap.CapListExtended) && c.c.Caps().Has(imap.CapSpecialUse) {
+		opts = &imap.ListOptions{ReturnSpecialUse: true}
+	}
+	list, err := c.c.List("", "*", opts).Collect()
+	if err != nil {
+		return Folder{}, c.wrap("list folders", err)
+	}
+	for _, l := range list {
+		for _, a := range l.Attrs {
+			if strings.EqualFold(string(a), string(imap.MailboxAttrSent)) {
+				return Folder{Name: l.Mailbox, How: "SPECIAL-USE \\Sent"}, nil
+			}
+		}
+	}
+	prefix := ""
+	if c.c.Caps().Has(imap.CapNamespace) {
+		if ns, err := c.c.Namespace().Wait(); err == nil && len(ns.Personal) > 0 {
+			prefix = ns.Personal[0].Prefix
+		}
+	}
+	// Prefer the shortest path: "INBOX.Sent" over "Archive/Old/Sent".
+	sort.SliceStable(list, func(i, j int) bool { return len(list[i].Mailbox) < len(list[j].Mailbox) })
+	for _, want := range sentNames {
+		for _, l := range list {
+			if noSelect(l) {
+				continue
+			}
+			name := strings.TrimPrefix(l.Mailbox, prefix)
+			if l.Delim != 0 && strings.ContainsRune(name, l.Delim) {
+				continue // only top level under the namespace
+			}
+			if strings.EqualFold(name, want) {
+				return Folder{Name: l.Mailbox, How: fmt.Sprintf("by its name (no \\Sent attribute; namespace %q)", prefix)}, nil
+			}
+		}
+	}
+	return Folder{}, fmt.Errorf("no Sent folder on %s: neither a \\Sent folder nor one named Sent, Sent Items or Sent Messages", c.server)
+}
+
+func noSelect(l *imap.ListData) bool {
+	for _, a := range l.Attrs {
+		if a == imap.MailboxAttrNoSelect || a == imap.MailboxAttrNonExistent {
+			return true
+		}
+	}
+	return false
+}
+
+// Selected is what EXAMINE told of a folder.
+type Selected struct {
+	UIDValidity uint32
+	UIDNext     uint32 // 0 when the server did not say
+	Messages    uint32
+}
+
+// Examine opens name read-only (EXAMINE): nothing the connector does can
+// change a flag.
+func (c *Conn) Examine(name string) (Selected, error) {
+	d, err := c.c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return Selected{}, c.wrap(fmt.Sprintf("examine %q", name), err)
+	}
+	if d.UIDValidity == 0 {
+		return Selected{}, fmt.Errorf("examine %q: the server gave no UIDVALIDITY", name)
+	}
+	return Selected{UIDValidity: d.UIDValidity, UIDNext: uint32(d.UIDNext), Messages: d.NumMessages}, nil
+}
+
+// LastUID returns the UID of the folder's last message, 0 when empty.
+func (c *Conn) LastUID() (uint32, error) {
+	if mb := c.c.Mailbox(); mb != nil && mb.NumMessages == 0 {
+		return 0, nil
+	}
+	msgs, err := c.c.Fetch(imap.SeqSetNum(0), &imap.FetchOptions{UID: true}).Collect() // 0 is "*"
+	if err != nil {
+		return 0, c.wrap("fetch the last UID", err)
+	}
+	var last uint32
+	for _, m := range msgs {
+		if uint32(m.UID) > last {
+			last = uint32(m.UID)
+		}
+	}
+	return last, nil
+}
+
+// Search returns, ascending, the UIDs above after that are in scope: UIDs
+// from baseline on, and older ones with an INTERNALDATE on or after since
+// (every one when since is zero).
+func (c *Conn) Search(after uint32, since time.Time, baseline uint32) ([]uint32, error) {
+	crit := &imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(after + 1), Stop: 0}}}}
+	if !since.IsZero() {
+		if baseline < 1 {
+			baseline = 1
+		}
+		crit.Or = [][2]imap.SearchCriteria{{
+			{Since: since},
+			{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(baseline), Stop: 0}}}},
+		}}
+	}
+	d, err := c.c.UIDSearch(crit, nil).Wait()
+	if err != nil {
+		return nil, c.wrap("search", err)
+	}
+	var out []uint32
+	for _, u := range d.AllUIDs() {
+		// "n:*" always matches the last message, even below n.
+		if uint32(u) > after {
+			out = append(out, uint32(u))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// Meta is what the connector needs to know of a message before its body.
+type Meta struct {
+	UID          uint32
+	InternalDate time.Time
+	Flags        []string
+	Size         int64
+	MessageID    string
+	Addresses    []string // From, To, Cc and Bcc, lowercased
+}
+
+// FetchMeta returns the metadata of the UIDs that still exist.
+func (c *Conn) FetchMeta(uids []uint32) ([]Meta, error) {
+	msgs, err := c.c.Fetch(uidSet(uids), &imap.FetchOptions{
+		UID: true, Flags: true, InternalDate: true, RFC822Size: true, Envelope: true,
+	}).Collect()
+	if err != nil {
+		return nil, c.wrap("fetch message facts", err)
+	}
+	out := make([]Meta, 0, len(msgs))
+	for _, m := range msgs {
+		if m.UID == 0 {
+			continue
+		}
+		meta := Meta{UID: uint32(m.UID), InternalDate: m.InternalDate, Size: m.RFC822Size}
+		for _, f := range m.Flags {
+			meta.Flags = append(meta.Flags, string(f))
+		}
+		if e := m.Envelope; e != nil {
+			meta.MessageID = e.MessageID
+			for _, list := range [][]imap.Address{e.From, e.To, e.Cc, e.Bcc} {
+				for _, a := range list {
+					if s := a.Addr(); s != "" {
+						meta.Addresses = append(meta.Addresses, strings.ToLower(s))
+					}
+				}
+			}
+		}
+		out = append(out, meta)
+	}
+	return out, nil
+}
+
+// FetchBodies downloads the exact bytes (BODY.PEEK[]) of uids into sp and
+// calls fn for each message, in the server's order, after its body was read
+// whole. A UID the server does not return is simply not passed to fn.
+func (c *Conn) FetchBodies(uids []uint32, sp *spool.Spool, fn func(uid uint32, b *spool.Body) error) error {
+	section := &imap.FetchItemBodySection{Peek: true}
+	cmd := c.c.Fetch(uidSet(uids), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+	var ferr error
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		var uid uint32
+		var body *spool.Body
+		for {
+			item := msg.Next()
+			if item == nil {
+				break
+			}
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = uint32(it.UID)
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal == nil || ferr != nil {
+					continue
+				}
+				// Read the literal whole before the next item: go-imap
+				// discards what is left unread.
+				b, err := sp.Read(it.Literal)
+				if err != nil {
+					ferr = err
+					continue
+				}
+				body = b
+			}
+		}
+		if body == nil {
+			continue
+		}
+		if uid == 0 || ferr != nil {
+			body.Remove()
+			continue
+		}
+		if err := fn(uid, body); err != nil && ferr == nil {
+			ferr = err
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return c.wrap("fetch messages", err)
+	}
+	return ferr
+}
+
+func uidSet(uids []uint32) imap.UIDSet {
+	var s imap.UIDSet
+	for _, u := range uids {
+		s.AddNum(imap.UID(u))
+	}
+	return s
+}
+
+// Noop asks the server for news (new messages arrive as EXISTS).
+func (c *Conn) Noop() error { return c.wrap("noop", c.c.Noop().Wait()) }
+
+// ErrSlept means the machine was asleep (the wall clock jumped ahead of the
+// monotonic clock): the connection is probably dead, reconnect at once.
+var ErrSlept = errors.New("the computer was asleep")
+
+// Wait blocks until the server reports new messages, wake fires, refresh
+// elapses, or ctx ends. With IDLE (RFC 2177) it idles; without, it polls
+// every poll interval with NOOP. Leaving IDLE must complete within the
+// watchdog time, else the connection is considered dead and an error is
+// returned. It returns ErrSlept after a suspend.
+func (c *Conn) Wait(ctx context.Context, wake <-chan struct{}, refresh, poll, watchdog time.Duration) error {
+	select {
+	case <-c.changed: // news that came in during the last pass
+		return nil
+	default:
+	}
+	if !c.c.Caps().Has(imap.CapIdle) {
+		t := time.NewTimer(poll)
+		defer t.Stop()
+		if err := sleepWatch(ctx, t.C, wake, c.changed); err != nil {
+			return err
+		}
+		return c.Noop()
+	}
+	idle, err := c.c.Idle()
+	if err != nil {
+		return c.wrap("idle", err)
+	}
+	t := time.NewTimer(refresh)
+	defer t.Stop()
+	werr := sleepWatch(ctx, t.C, wake, c.changed)
+	done := make(chan error, 1)
+	go func() { done <- idle.Close() }()
+	wd := time.NewTimer(watchdog)
+	defer wd.Stop()
+	select {
+	case err := <-done:
+		if werr != nil {
+			return werr
+		}
+		return c.wrap("idle", err)
+	case <-wd.C:
+		c.c.Close()
+		return &NetError{Server: c.server, Err: fmt.Errorf("the server did not answer within %v", watchdog)}
+	}
+}
+
+// sleepWatch waits for any of the channels or ctx, and notices a suspend
+// of the machine.
+func sleepWatch(ctx context.Context, timer <-chan time.Time, wake, changed <-chan struct{}) error {
+	tick := time.NewTicker(15 * time.Second)
+	defer tick.Stop()
+	wall, mono := time.Now().Round(0), time.Now()
+	for {
+		select {
+		case <-timer:
+			return nil
+		case <-wake:
+			return nil
+		case <-changed:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			w, m := time.Now().Round(0), time.Now()
+			if w.Sub(wall)-m.Sub(mono) > 30*time.Second {
+				return ErrSlept
+			}
+			wall, mono = w, m
+		}
+	}
+}

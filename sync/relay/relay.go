@@ -1,0 +1,396 @@
+// Package relay is the connector's side of the platform relay API
+// (shared/relay-api.md, version 1): pairing, message upload, the key check,
+// heartbeats and the outbox.
+//
+// Every call is outbound HTTPS. Errors are classified for the caller:
+// *RejectedError (never retry), ErrUnauthorized (pair again) and
+// *TemporaryError (retry later).
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/inboxrelay/inboxrelay/sync/version"
+)
+
+// ErrUnauthorized means the platform refused the device token (401/403):
+// the device must be paired again. Nothing is retried until then.
+var ErrUnauthorized = errors.New("the platform no longer accepts this device: pair it again with a new code from the platform")
+
+// ErrBadCode means the pairing code is wrong, expired or already used.
+var ErrBadCode = errors.New("the pairing code is wrong or was already used: get a new code from the platform and try again")
+
+// RejectedError means the platform will never accept this request (400,
+// 413, 415, 422): record it and move on.
+type RejectedError struct {
+	Status int
+	Reason string // what the platform said, short
+}
+
+func (e *RejectedError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("the platform rejected it for good (HTTP %d)", e.Status)
+	}
+	return fmt.Sprintf("the platform rejected it for good (HTTP %d: %s)", e.Status, e.Reason)
+}
+
+// TemporaryError means try again later: 408, 429, 5xx or a network error.
+type TemporaryError struct {
+	Status     int           // 0 for a network error
+	RetryAfter time.Duration // from Retry-After; 0 when absent
+	Err        error
+}
+
+func (e *TemporaryError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("the platform is unavailable (HTTP %d); will retry", e.Status)
+	}
+	return fmt.Sprintf("cannot reach the platform (%v); will retry", e.Err)
+}
+
+// Unwrap returns the network error, if any.
+func (e *TemporaryError) Unwrap() error { return e.Err }
+
+// Options configure a Client.
+type Options struct {
+	BaseURL string // e.g. https://app.example.com/connector
+	CAFile  string // extra PEM roots besides the system's (optional)
+	Proxy   string // explicit proxy URL; wins over HTTPS_PROXY (optional)
+	Token   string // device token; empty before pairing
+}
+
+// Client talks to one platform. Safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// UserAgent is the User-Agent of every request.
+func UserAgent() string {
+	return fmt.Sprintf("inboxrelay/%s (%s/%s)", version.Version, runtime.GOOS, runtime.GOARCH)
+}
+
+// New returns a Client for o.BaseURL, which must be https.
+func New(o Options) (*Client, error) {
+	u, err := url.Parse(o.BaseURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("platform URL %q must be an https:// URL", o.BaseURL)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the platform CA bundle: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("the platform CA bundle %s holds no PEM certificate", o.CAFile)
+		}
+	}
+	proxy := http.ProxyFromEnvironment
+	if o.Proxy != "" {
+		pu, err := url.Parse(o.Proxy)
+		if err != nil || pu.Host == "" {
+			return nil, fmt.Errorf("proxy URL %q is not a URL", o.Proxy)
+		}
+		proxy = http.ProxyURL(pu)
+	}
+	tr := &http.Transport{
+		Proxy:                 proxy,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   30 * time.Second,
+		ResponseHeaderTimeout: 2 * time.Minute,
+		MaxIdleConnsPerHost:   8,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &Client{base: strings.TrimRight(o.BaseURL, "/"), token: o.Token, http: &http.Client{Transport: tr}}, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// Device describes this connector at pairing.
+type Device struct {
+	Name    string `json:"name"`
+	OS      string `json:"os"`
+	Version string `json:"version"`
+}
+
+// Pair exchanges a one-time code for a device id and token. A wrong or used
+// code returns ErrBadCode.
+func (c *Client) Pair(ctx context.Context, code string, d Device) (deviceID, token string, err error) {
+	body, _ := json.Marshal(map[string]any{"code": code, "device": d})
+	resp, err := c.do(ctx, "POST", "/v1/pair", "application/json", bytes.NewReader(body), int64(len(body)), nil, false)
+	if err != nil {
+		return "", "", fmt.Errorf("pair: %w", err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusCreated:
+		var out struct {
+			DeviceID string `json:"device_id"`
+			Token    string `json:"token"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&out); err != nil || out.Token == "" {
+			return "", "", fmt.Errorf("pair: the platform's answer has no token")
+		}
+		return out.DeviceID, out.Token, nil
+	case resp.StatusCode == 400 || resp.StatusCode == 404 || resp.StatusCode == 410:
+		return "", "", ErrBadCode
+	}
+	return "", "", fmt.Errorf("pair: %w", classify(resp))
+}
+
+// Message is one message to relay, with its IMAP facts.
+type Message struct {
+	Account      string // the mailbox's e-mail address
+	Mailbox      string // "inbox" or "sent"
+	Folder       string // the server's folder name, UTF-8
+	UID          uint32
+	UIDValidity  uint32
+	InternalDate time.Time
+	Flags        []string
+	Key          string // lowercase hex SHA-256 of the body
+	Size         int64
+	// Open returns the body from its first byte; it may be called once per
+	// attempt.
+	Open func() (io.ReadCloser, error)
+}
+
+// Upload relays m. It returns nil only when the platform stored it or
+// already had it (201/200).
+func (c *Client) Upload(ctx context.Context, m Message) error {
+	body, err := m.Open()
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	h := http.Header{}
+	h.Set("Idempotency-Key", m.Key)
+	h.Set("Relay-Account", m.Account)
+	h.Set("Relay-Mailbox", m.Mailbox)
+	h.Set("Relay-Folder", url.PathEscape(m.Folder))
+	h.Set("Relay-UID", strconv.FormatUint(uint64(m.UID), 10))
+	h.Set("Relay-UIDValidity", strconv.FormatUint(uint64(m.UIDValidity), 10))
+	h.Set("Relay-Internal-Date", m.InternalDate.Format(time.RFC3339))
+	h.Set("Relay-Flags", strings.Join(m.Flags, " "))
+	resp, err := c.do(ctx, "POST", "/v1/messages", "message/rfc822", body, m.Size, h, true)
+	if err != nil {
+		return err
+	}
+	defer drain(resp)
+	if resp.StatusCode == 200 || resp.StatusCode == 201 {
+		return nil
+	}
+	return classify(resp)
+}
+
+// Check asks which keys the platform lacks. ok is false when the platform
+// does not offer the check (404): upload everything then.
+func (c *Client) Check(ctx context.Context, keys []string) (missing []string, ok bool, err error) {
+	body, _ := json.Marshal(map[string]any{"keys": keys})
+	resp, err := c.do(ctx, "POST", "/v1/messages/check", "application/json", bytes.NewReader(body), int64(len(body)), nil, true)
+	if err != nil {
+		return nil, false, err
+	}
+	defer drain(resp)
+	if resp.StatusCode == 404 {
+		return nil, false, nil
+	}
+	if resp.StatusCode != 200 {
+		return nil, false, classify(resp)
+	}
+	var out struct {
+		Missing []string `json:"missing"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return nil, false, &TemporaryError{Status: 200, Err: fmt.Errorf("decode check answer: %w", err)}
+	}
+	return out.Missing, true, nil
+}
+
+// AccountHeartbeat is one account's line in a heartbeat.
+type AccountHeartbeat struct {
+	Email    string    `json:"email"`
+	State    string    `json:"state"` // syncing|idle|paused|error|needs_login|needs_trust
+	LastSync time.Time `json:"last_sync,omitzero"`
+	Backlog  int       `json:"backlog"`
+	Rejected int       `json:"rejected"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Heartbeat is the periodic report to the platform.
+type Heartbeat struct {
+	Version  string             `json:"version"`
+	OS       string             `json:"os"`
+	Accounts []AccountHeartbeat `json:"accounts"`
+}
+
+// Settings are what the platform asks of the connector; nil fields were not
+// sent.
+type Settings struct {
+	BackfillDays *int     `json:"backfill_days,omitempty"`
+	RelayDomains []string `json:"relay_domains,omitempty"`
+	DomainsGiven bool     `json:"-"` // relay_domains was present (an empty list lifts the filter)
+}
+
+// Heartbeat reports hb; the answer's settings, if any, are returned.
+func (c *Client) Heartbeat(ctx context.Context, hb Heartbeat) (*Settings, error) {
+	body, _ := json.Marshal(hb)
+	resp, err := c.do(ctx, "POST", "/v1/heartbeat", "application/json", bytes.NewReader(body), int64(len(body)), nil, true)
+	if err != nil {
+		return nil, err
+	}
+	defer drain(resp)
+	if resp.StatusCode != 200 {
+		return nil, classify(resp)
+	}
+	var out struct {
+		Settings *struct {
+			BackfillDays *int            `json:"backfill_days"`
+			RelayDomains json.RawMessage `json:"relay_domains"`
+		} `json:"settings"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("heartbeat: decode the platform's answer: %w", err)
+	}
+	if out.Settings == nil {
+		return nil, nil
+	}
+	s := &Settings{BackfillDays: out.Settings.BackfillDays}
+	if len(out.Settings.RelayDomains) > 0 && string(out.Settings.RelayDomains) != "null" {
+		if err := json.Unmarshal(out.Settings.RelayDomains, &s.RelayDomains); err != nil {
+			return nil, fmt.Errorf("heartbeat: relay_domains is not a list of domains: %w", err)
+		}
+		s.DomainsGiven = true
+	}
+	return s, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Reader, size int64, h http.Header, auth bool) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.ContentLength = size
+	if size == 0 {
+		req.Body = http.NoBody
+	}
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("User-Agent", UserAgent())
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &TemporaryError{Err: redactURL(err)}
+	}
+	return resp, nil
+}
+
+// classify turns a non-2xx answer into the error the caller acts on.
+func classify(resp *http.Response) error {
+	switch s := resp.StatusCode; {
+	case s == 401 || s == 403:
+		return ErrUnauthorized
+	case s == 400 || s == 413 || s == 415 || s == 422:
+		return &RejectedError{Status: s, Reason: reason(resp)}
+	case s == 408 || s == 429 || s >= 500:
+		return &TemporaryError{Status: s, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	default:
+		// Not in the contract: treat as temporary rather than lose the
+		// message, but say what it was.
+		return &TemporaryError{Status: s, Err: fmt.Errorf("unexpected HTTP %d", s)}
+	}
+}
+
+// reason extracts a short, printable explanation from an error answer.
+func reason(resp *http.Response) string {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	var j struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(b, &j) == nil {
+		if j.Error != "" {
+			b = []byte(j.Error)
+		} else if j.Message != "" {
+			b = []byte(j.Message)
+		}
+	}
+	s := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, string(b))
+	s = strings.TrimSpace(s)
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// retryAfter parses Retry-After as seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func drain(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+}
+
+// redactURL strips the query from URL errors; the API puts no secret in a
+// URL, but a proxy URL may hold credentials.
+func redactURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: %w", ue.Op, stripQuery(ue.URL), ue.Err)
+	}
+	return err
+}
+
+func stripQuery(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "the platform"
+	}
+	u.RawQuery, u.User = "", nil
+	return u.String()
+}
