@@ -415,7 +415,7 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 // sends back.
 func (e *Engine) heartbeat(ctx context.Context) error {
 	snap := e.Snapshot()
-	hb := relay.Heartbeat{Version: version.Version, OS: runtime.GOOS}
+	hb := relay.Heartbeat{Version: version.Version, OS: runtime.GOOS, Accounts: []relay.AccountHeartbeat{}}
 	for _, a := range snap.Accounts {
 		hb.Accounts = append(hb.Accounts, relay.AccountHeartbeat{
 			Email: a.Email, State: a.state.Heartbeat(), LastSync: a.LastSync,
