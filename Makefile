@@ -1,0 +1,61 @@
+# Inbox Relay. `make run` and `make test` work on a fresh Debian/Ubuntu
+# machine with Go: each installs what it needs first (idempotently).
+
+GO      ?= go
+BIN     := bin/inboxrelay
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/inboxrelay/inboxrelay/sync/version.Version=$(VERSION)
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages: what building and running the app needs, and what the
+# tests add (a real Dovecot, a real keychain on a private D-Bus, a headless
+# X server for the GUI tests).
+DEPS_RUN  := gcc pkg-config libgl1-mesa-dev xorg-dev dbus dbus-x11 gnome-keyring ca-certificates
+DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl
+
+.PHONY: all build run test bench deps-run deps-test vet clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+# install-missing PACKAGES: apt-get install only what dpkg does not have.
+define install-missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+deps-run:
+	$(call install-missing,$(DEPS_RUN))
+	$(GO) mod download
+
+deps-test:
+	$(call install-missing,$(DEPS_TEST))
+	$(GO) mod download
+
+# The demo until the tray app lands. With no session bus (a bare server or
+# container), it gets a private one with a throw-away unlocked keyring.
+run: deps-run build
+	@if [ -n "$$DBUS_SESSION_BUS_ADDRESS" ]; then \
+		$(BIN) demo; \
+	else \
+		export XDG_DATA_HOME=$$(mktemp -d); \
+		dbus-run-session -- sh -c 'echo demo | gnome-keyring-daemon --unlock --components=secrets >/dev/null && exec $(BIN) demo'; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+test: deps-test vet
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+bench: deps-test
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+clean:
+	rm -rf bin
