@@ -236,7 +236,7 @@ func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Fo
 	if err != nil {
 		return err
 	}
-	uids, err := conn.Search(fs.Watermark, fs.WindowStart, fs.Baseline)
+	uids, err := conn.Search(fs.Watermark, fs.WindowStart, fs.Baseline, upper)
 	if err != nil {
 		return err
 	}

@@ -85,9 +85,7 @@ func Dial(ctx context.Context, acct config.Account, password string, pol *trust.
 			conn.c = c
 			break
 		}
-		if retry, rerr := pol.Retry(srv.Host, err); retry && attempt == 0 {
-			continue
-		} else {
+		if retry, rerr := pol.Retry(srv.Host, err); !retry || attempt > 0 {
 			return nil, classifyDial(srv, rerr)
 		}
 	}

@@ -124,13 +124,19 @@ func (c *Conn) LastUID() (uint32, error) {
 
 // Search returns, ascending, the UIDs above after that are in scope: UIDs
 // from baseline on, and older ones with an INTERNALDATE on or after since
-// (every one when since is zero).
-func (c *Conn) Search(after uint32, since time.Time, baseline uint32) ([]uint32, error) {
+// (every one when since is zero). last is the folder's last UID, as
+// LastUID said before the search.
+func (c *Conn) Search(after uint32, since time.Time, baseline, last uint32) ([]uint32, error) {
 	crit := &imap.SearchCriteria{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(after + 1), Stop: 0}}}}
-	if !since.IsZero() {
-		if baseline < 1 {
-			baseline = 1
-		}
+	switch {
+	case since.IsZero():
+	case baseline == 0 || baseline > last:
+		// "baseline:*" would match the last message whatever its UID
+		// (RFC 3501 6.4.8: * is the largest UID in use), so ask for the
+		// window alone: no message from baseline on exists yet, and one that
+		// arrives meanwhile is dated now, inside the window.
+		crit.Since = since
+	default:
 		crit.Or = [][2]imap.SearchCriteria{{
 			{Since: since},
 			{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(baseline), Stop: 0}}}},
@@ -275,8 +281,8 @@ func (c *Conn) Wait(ctx context.Context, wake <-chan struct{}, refresh, poll, wa
 	if !c.c.Caps().Has(imap.CapIdle) {
 		t := time.NewTimer(poll)
 		defer t.Stop()
-		if err := sleepWatch(ctx, t.C, wake, c.changed); err != nil {
-			return err
+		if err := sleepWatch(ctx, t.C, wake, c.changed, c.c.Closed()); err != nil {
+			return c.closedErr(err)
 		}
 		return c.Noop()
 	}
@@ -286,7 +292,7 @@ func (c *Conn) Wait(ctx context.Context, wake <-chan struct{}, refresh, poll, wa
 	}
 	t := time.NewTimer(refresh)
 	defer t.Stop()
-	werr := sleepWatch(ctx, t.C, wake, c.changed)
+	werr := c.closedErr(sleepWatch(ctx, t.C, wake, c.changed, c.c.Closed()))
 	done := make(chan error, 1)
 	go func() { done <- idle.Close() }()
 	wd := time.NewTimer(watchdog)
@@ -303,9 +309,19 @@ func (c *Conn) Wait(ctx context.Context, wake <-chan struct{}, refresh, poll, wa
 	}
 }
 
+var errClosed = errors.New("the server closed the connection")
+
+// closedErr reports a connection the server closed as a *NetError.
+func (c *Conn) closedErr(err error) error {
+	if err == errClosed {
+		return &NetError{Server: c.server, Err: err}
+	}
+	return err
+}
+
 // sleepWatch waits for any of the channels or ctx, and notices a suspend
 // of the machine.
-func sleepWatch(ctx context.Context, timer <-chan time.Time, wake, changed <-chan struct{}) error {
+func sleepWatch(ctx context.Context, timer <-chan time.Time, wake, changed, closed <-chan struct{}) error {
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()
 	wall, mono := time.Now().Round(0), time.Now()
@@ -319,6 +335,8 @@ func sleepWatch(ctx context.Context, timer <-chan time.Time, wake, changed <-cha
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-closed:
+			return errClosed
 		case <-tick.C:
 			w, m := time.Now().Round(0), time.Now()
 			if w.Sub(wall)-m.Sub(mono) > 30*time.Second {

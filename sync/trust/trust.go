@@ -142,11 +142,12 @@ func certName(c *x509.Certificate) string {
 	return ""
 }
 
-// Retry inspects a failed handshake with host. When the server presented a
-// pinned certificate not yet learned, it learns it and returns true: the
-// caller connects again. Otherwise it returns err, turned into an
-// *UntrustedError when the certificate was not trusted.
-func (p *Policy) Retry(host string, err error) (bool, error) {
+// Retry inspects a failed handshake with host. When the server presented
+// a pinned certificate, it is learned (if it was not yet) and retry is true:
+// the caller connects once more. err is never nil: it is the failure to
+// report when the caller does not retry, an *UntrustedError when the
+// certificate is neither trusted nor pinned.
+func (p *Policy) Retry(host string, err error) (retry bool, _ error) {
 	var cve *tls.CertificateVerificationError
 	if !errors.As(err, &cve) || len(cve.UnverifiedCertificates) == 0 {
 		return false, err
@@ -156,9 +157,11 @@ func (p *Policy) Retry(host string, err error) (bool, error) {
 	defer p.mu.Unlock()
 	for _, c := range chain {
 		fp := Fingerprint(c)
-		if p.pins[fp] && p.learned[fp] == nil {
-			p.learned[fp] = c
-			return true, nil
+		if p.pins[fp] {
+			if p.learned[fp] == nil {
+				p.learned[fp] = c
+			}
+			return true, fmt.Errorf("the pinned certificate of %s does not verify: %w", host, cve.Err)
 		}
 	}
 	return false, &UntrustedError{Host: host, Fingerprint: Fingerprint(chain[0]), Reason: cve.Err}
