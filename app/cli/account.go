@@ -3,21 +3,19 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
-	"time"
 
-	"github.com/inboxrelay/inboxrelay/keychain"
 	"github.com/inboxrelay/inboxrelay/sync/config"
-	"github.com/inboxrelay/inboxrelay/sync/imapsync"
-	"github.com/inboxrelay/inboxrelay/sync/smtpsend"
-	"github.com/inboxrelay/inboxrelay/sync/state"
+	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -125,45 +123,14 @@ func (e *env) accountAdd(args []string) error {
 		return err
 	}
 
-	cfg, err := e.home.Load()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	chk, err := connector.AddAccount(ctx, e.home, acct, password)
 	if err != nil {
 		return err
 	}
-	if _, exists := cfg.Account(acct.Email); exists {
-		return fmt.Errorf("%s is already set up: remove it first with `inboxrelay account remove %s`", acct.Email, acct.Email)
-	}
-	kc, err := e.keychain()
-	if err != nil {
-		return err
-	}
-	// Fail before the network checks when the keychain cannot hold the
-	// password anyway.
-	if _, err := kc.Get(keychain.AccountKey(acct.Email)); err != nil && !errors.Is(err, keychain.ErrNotFound) {
-		return err
-	}
-
-	pol, err := trust.NewPolicy(acct.MinTLS, acct.TrustFingerprints, nil)
-	if err != nil {
-		return err
-	}
-	sent, err := checkIMAP(acct, password, pol)
-	if err != nil {
-		return fmt.Errorf("IMAP check failed, nothing was stored: %w", err)
-	}
-	fmt.Fprintf(e.stdout, "IMAP %s (%s): login ok, INBOX and Sent %q (found %s)\n", acct.IMAP.Addr(), acct.IMAP.Security, sent.Name, sent.How)
-	if err := checkSMTP(acct, password, pol); err != nil {
-		return fmt.Errorf("SMTP check failed, nothing was stored: %w", err)
-	}
+	fmt.Fprintf(e.stdout, "IMAP %s (%s): login ok, INBOX and Sent %q (found %s)\n", acct.IMAP.Addr(), acct.IMAP.Security, chk.Sent.Name, chk.Sent.How)
 	fmt.Fprintf(e.stdout, "SMTP %s (%s): login ok\n", acct.SMTP.Addr(), acct.SMTP.Security)
-
-	if err := kc.Set(keychain.AccountKey(acct.Email), password); err != nil {
-		return fmt.Errorf("store the password: %w", err)
-	}
-	cfg.Accounts = append(cfg.Accounts, acct)
-	if err := e.home.Save(cfg); err != nil {
-		kc.Delete(keychain.AccountKey(acct.Email))
-		return err
-	}
 	msg := "added %s\n"
 	if e.home.Running() {
 		msg = "added %s; restart Inbox Relay to start relaying it\n"
@@ -185,30 +152,6 @@ func readPassword(r io.Reader) (string, error) {
 		return "", usagef("--password-stdin: standard input holds no password")
 	}
 	return pw, nil
-}
-
-func checkIMAP(acct config.Account, password string, pol *trust.Policy) (imapsync.Folder, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := imapsync.Dial(ctx, acct, password, pol)
-	if err != nil {
-		return imapsync.Folder{}, err
-	}
-	defer c.Close()
-	if _, err := c.Examine("INBOX"); err != nil {
-		return imapsync.Folder{}, err
-	}
-	return c.FindSent()
-}
-
-func checkSMTP(acct config.Account, password string, pol *trust.Policy) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := smtpsend.Dial(ctx, acct, password, pol)
-	if err != nil {
-		return err
-	}
-	return c.Close()
 }
 
 func (e *env) accountList(args []string) error {
@@ -250,47 +193,14 @@ func (e *env) accountRemove(args []string) error {
 	if len(args) != 1 {
 		return usagef("account remove needs the e-mail address")
 	}
-	email := args[0]
-	unlock, err := e.home.Lock()
+	r, err := connector.Open(e.home, connector.Options{})
 	if err != nil {
-		return fmt.Errorf("cannot remove an account while it is in use: %w", err)
+		return fmt.Errorf("cannot remove an account while Inbox Relay runs: %w", err)
 	}
-	defer unlock()
-	cfg, err := e.home.Load()
-	if err != nil {
+	defer r.Close()
+	if err := r.RemoveAccount(args[0]); err != nil {
 		return err
 	}
-	kept := cfg.Accounts[:0]
-	found := false
-	for _, a := range cfg.Accounts {
-		if strings.EqualFold(a.Email, email) {
-			found = true
-			continue
-		}
-		kept = append(kept, a)
-	}
-	if !found {
-		return fmt.Errorf("no account %s here (see `inboxrelay account list`)", email)
-	}
-	cfg.Accounts = kept
-	if err := e.home.Save(cfg); err != nil {
-		return err
-	}
-	kc, err := e.keychain()
-	if err != nil {
-		return err
-	}
-	if err := kc.Delete(keychain.AccountKey(email)); err != nil {
-		return fmt.Errorf("the account is removed, but its password could not be deleted from the keychain: %w", err)
-	}
-	store, err := state.Open(e.home.StatePath())
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if err := store.Forget(email); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "removed %s\n", email)
+	fmt.Fprintf(e.stdout, "removed %s\n", args[0])
 	return nil
 }

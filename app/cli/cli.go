@@ -9,19 +9,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/inboxrelay/inboxrelay/keychain"
 	"github.com/inboxrelay/inboxrelay/sync/config"
-	"github.com/inboxrelay/inboxrelay/sync/engine"
-	"github.com/inboxrelay/inboxrelay/sync/logfile"
-	"github.com/inboxrelay/inboxrelay/sync/relay"
-	"github.com/inboxrelay/inboxrelay/sync/state"
+	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/version"
 )
 
@@ -146,8 +141,6 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func (e *env) keychain() (*keychain.Store, error) { return keychain.New(e.home.Dir) }
-
 func (e *env) pair(args []string) error {
 	fs := flags("pair")
 	platform := fs.String("platform", "", "platform base URL")
@@ -167,128 +160,14 @@ func (e *env) pair(args []string) error {
 		}
 		*caFile = abs
 	}
-	kc, err := e.keychain()
-	if err != nil {
-		return err
-	}
-	cfg, err := e.home.Load()
-	if err != nil {
-		return err
-	}
-	client, err := relay.New(relay.Options{BaseURL: *platform, CAFile: *caFile, Proxy: *proxy})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	host, _ := os.Hostname()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	id, token, err := client.Pair(ctx, strings.TrimSpace(*code), relay.Device{Name: host, OS: goos(), Version: version.Version})
+	id, err := connector.Pair(ctx, e.home, connector.PairOptions{URL: *platform, Code: *code, CAFile: *caFile, Proxy: *proxy})
 	if err != nil {
 		return err
 	}
-	if err := kc.Set(keychain.DeviceTokenKey, token); err != nil {
-		return fmt.Errorf("store the device token: %w", err)
-	}
-	cfg.Platform = config.Platform{URL: strings.TrimRight(*platform, "/"), DeviceID: id, CAFile: *caFile, Proxy: *proxy}
-	if err := e.home.Save(cfg); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "paired with %s as device %s\n", cfg.Platform.URL, id)
+	fmt.Fprintf(e.stdout, "paired with %s as device %s\n", strings.TrimRight(*platform, "/"), id)
 	return nil
-}
-
-// setupLog logs to the home's rotating file and, when toStderr, to stderr.
-func (e *env) setupLog(cfg *config.Config, toStderr bool) (*slog.Logger, func(), error) {
-	lf, err := logfile.Open(e.home.LogDir(), "inboxrelay.log", 5<<20, 3)
-	if err != nil {
-		return nil, nil, err
-	}
-	var w io.Writer = lf
-	if toStderr {
-		w = io.MultiWriter(e.stderr, lf)
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cmpOr(cfg.LogLevel, "info"))); err != nil {
-		level = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), func() { lf.Close() }, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// engineSession is everything an engine run holds: the lock, the state
-// database, the log.
-type engineSession struct {
-	cfg    *config.Config
-	store  *state.Store
-	log    *slog.Logger
-	engine *engine.Engine
-	close  func()
-}
-
-func (e *env) openEngine(once bool, logStderr bool) (*engineSession, error) {
-	unlock, err := e.home.Lock()
-	if err != nil {
-		return nil, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			unlock()
-		}
-	}()
-	cfg, err := e.home.Load()
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Platform.URL == "" {
-		return nil, errors.New("this computer is not paired with the platform yet: run `inboxrelay pair --platform URL --code CODE`")
-	}
-	kc, err := e.keychain()
-	if err != nil {
-		return nil, err
-	}
-	token, err := kc.Get(keychain.DeviceTokenKey)
-	if errors.Is(err, keychain.ErrNotFound) {
-		return nil, errors.New("the device token is missing from the keychain: pair again with `inboxrelay pair`")
-	}
-	if err != nil {
-		return nil, err
-	}
-	log, closeLog, err := e.setupLog(cfg, logStderr)
-	if err != nil {
-		return nil, err
-	}
-	store, err := state.Open(e.home.StatePath())
-	if err != nil {
-		closeLog()
-		return nil, err
-	}
-	o := engine.Options{
-		Home: e.home, Config: cfg, Store: store, Secrets: kc, Log: log, Once: once,
-		Platform: relay.Options{BaseURL: cfg.Platform.URL, CAFile: cfg.Platform.CAFile, Proxy: cfg.Platform.Proxy, Token: token},
-	}
-	if once {
-		o.GiveUpAfter = 2 * time.Minute
-	}
-	eng, err := engine.New(o)
-	if err != nil {
-		store.Close()
-		closeLog()
-		return nil, err
-	}
-	ok = true
-	return &engineSession{cfg: cfg, store: store, log: log, engine: eng, close: func() {
-		store.Close()
-		closeLog()
-		unlock()
-	}}, nil
 }
 
 func (e *env) sync(args []string) error {
@@ -300,15 +179,19 @@ func (e *env) sync(args []string) error {
 	if !*once {
 		return usagef("sync needs --once (use `inboxrelay run` to relay continuously)")
 	}
-	s, err := e.openEngine(true, false)
+	r, err := connector.Open(e.home, connector.Options{Once: true})
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer r.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	runErr := s.engine.Run(ctx)
-	for _, a := range s.engine.Snapshot().Accounts {
+	runErr := r.Run(ctx)
+	eng := r.Engine()
+	if eng == nil {
+		return runErr
+	}
+	for _, a := range eng.Snapshot().Accounts {
 		fmt.Fprintf(e.stdout, "%s: %s; relayed %d in total, backlog %d, rejected %d, skipped %d\n",
 			a.Email, a.State, a.Relayed, a.Backlog, a.Rejected, a.Skipped)
 	}
@@ -323,28 +206,28 @@ func (e *env) run(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	s, err := e.openEngine(false, true)
+	r, err := connector.Open(e.home, connector.Options{LogTo: e.stderr})
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer r.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- s.engine.Run(ctx) }()
-	s.log.Info("Inbox Relay running", "version", version.Version, "home", e.home.Dir, "accounts", len(s.cfg.Accounts))
+	go func() { done <- r.Run(ctx) }()
+	r.Log().Info("Inbox Relay running", "version", version.Version, "home", e.home.Dir)
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
 	}
-	s.log.Info("stopping")
+	r.Log().Info("stopping")
 	select {
 	case err := <-done:
 		return err
 	case <-time.After(5 * time.Second):
 		// Every checkpoint is already durable: stopping now loses nothing.
-		s.log.Warn("the engine did not stop within 5 s; exiting anyway")
+		r.Log().Warn("the engine did not stop within 5 s; exiting anyway")
 		return nil
 	}
 }

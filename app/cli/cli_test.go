@@ -425,3 +425,22 @@ func TestNoKeychainFailsClosed(t *testing.T) {
 		t.Errorf("the account was stored without a keychain")
 	}
 }
+
+func TestDemoRelaysSampleMailbox(t *testing.T) {
+	home := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "--home", home, "demo", "--duration", "6s", "--new-mail-every", "500ms").CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	s := string(out)
+	// The sample mailbox holds 46 inbox and 15 sent messages; new mail
+	// keeps arriving while the demo runs.
+	if strings.Count(s, "relayed inbox") < 47 || strings.Count(s, "relayed sent") != 15 || !strings.Contains(s, "stopped; the platform stored") {
+		t.Fatalf("demo output:\n%s", s)
+	}
+	if entries, _ := os.ReadDir(home); len(entries) != 0 {
+		t.Errorf("the demo wrote into the user's home: %v", entries)
+	}
+}

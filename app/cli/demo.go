@@ -16,12 +16,9 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/keychain"
 	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/demo/mailserver"
-	"github.com/inboxrelay/inboxrelay/sync/engine"
 	"github.com/inboxrelay/inboxrelay/sync/refplatform"
-	"github.com/inboxrelay/inboxrelay/sync/relay"
-	"github.com/inboxrelay/inboxrelay/sync/state"
-	"github.com/inboxrelay/inboxrelay/sync/version"
 )
 
 // demoEmail is the sample mailbox's owner.
@@ -85,51 +82,22 @@ func (e *env) demo(args []string) error {
 	}
 	defer kc.Delete(keychain.AccountKey(demoEmail))
 	defer kc.Delete(keychain.DeviceTokenKey)
-
-	client, err := relay.New(relay.Options{BaseURL: plat.URL(), CAFile: caFile})
-	if err != nil {
-		return err
-	}
-	host, _ := os.Hostname()
-	_, token, err := client.Pair(ctx, plat.NewPairingCode(), relay.Device{Name: host, OS: goos(), Version: version.Version})
-	client.Close()
-	if err != nil {
-		return err
-	}
-	if err := kc.Set(keychain.DeviceTokenKey, token); err != nil {
-		return err
-	}
-	if err := kc.Set(keychain.AccountKey(demoEmail), password); err != nil {
+	if _, err := connector.Pair(ctx, home, connector.PairOptions{URL: plat.URL(), Code: plat.NewPairingCode(), CAFile: caFile}); err != nil {
 		return err
 	}
 	imapSrv, _ := config.ParseServer(mailSrv.IMAPAddr(), config.SecurityTLS, 993)
 	smtpSrv, _ := config.ParseServer(mailSrv.SMTPAddr(), config.SecurityTLS, 465)
-	cfg := &config.Config{
-		Platform: config.Platform{URL: plat.URL(), CAFile: caFile},
-		Accounts: []config.Account{{Email: demoEmail, IMAP: imapSrv, SMTP: smtpSrv, BackfillDays: config.DefaultBackfillDays, TrustFingerprints: []string{mailSrv.Fingerprint()}}},
-	}
-	if err := home.Save(cfg); err != nil {
+	acct := config.Account{Email: demoEmail, IMAP: imapSrv, SMTP: smtpSrv, BackfillDays: config.DefaultBackfillDays, TrustFingerprints: []string{mailSrv.Fingerprint()}}
+	if _, err := connector.AddAccount(ctx, home, acct, password); err != nil {
 		return err
 	}
-	store, err := state.Open(home.StatePath())
+	r, err := connector.Open(home, connector.Options{})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	log, closeLog, err := (&env{home: home, stderr: e.stderr}).setupLog(cfg, false)
-	if err != nil {
-		return err
-	}
-	defer closeLog()
-	eng, err := engine.New(engine.Options{
-		Home: home, Config: cfg, Store: store, Secrets: kc, Log: log,
-		Platform: relay.Options{BaseURL: plat.URL(), CAFile: caFile, Token: token},
-	})
-	if err != nil {
-		return err
-	}
+	defer r.Close()
 	done := make(chan error, 1)
-	go func() { done <- eng.Run(ctx) }()
+	go func() { done <- r.Run(ctx) }()
 
 	fmt.Fprintln(e.stdout, "relaying; press Ctrl+C to stop")
 	seen := map[string]bool{}
@@ -151,7 +119,6 @@ func (e *env) demo(args []string) error {
 			}
 			return err
 		case <-tick.C:
-		case <-eng.Changes():
 		}
 	}
 }

@@ -1,0 +1,397 @@
+// Package connector is what a front end (the command line, the tray app)
+// drives: pairing, adding and removing accounts, and running the engine of
+// one home under its lock, restarting it when the accounts change.
+//
+// It holds the steps that must happen in one order whatever the front end:
+// check an account before storing anything, store the password in the
+// keychain before the settings, never leave a secret behind on failure.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"github.com/inboxrelay/inboxrelay/keychain"
+	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/engine"
+	"github.com/inboxrelay/inboxrelay/sync/imapsync"
+	"github.com/inboxrelay/inboxrelay/sync/logfile"
+	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/smtpsend"
+	"github.com/inboxrelay/inboxrelay/sync/state"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
+	"github.com/inboxrelay/inboxrelay/sync/version"
+)
+
+// ErrNotPaired means the home has no platform yet.
+var ErrNotPaired = errors.New("this computer is not paired with the platform yet: run `inboxrelay pair --platform URL --code CODE`")
+
+// PairOptions say where the platform is and how to reach it.
+type PairOptions struct {
+	URL    string // base URL, https
+	Code   string // one-time code shown by the platform
+	CAFile string // extra PEM roots (optional, absolute)
+	Proxy  string // explicit proxy URL (optional)
+}
+
+// Pair exchanges the code for a device token, stores the token in the
+// keychain and the platform in the settings, and returns the device id.
+// Nothing is stored when the platform refuses the code.
+func Pair(ctx context.Context, home config.Home, o PairOptions) (string, error) {
+	kc, err := keychain.New(home.Dir)
+	if err != nil {
+		return "", err
+	}
+	cfg, err := home.Load()
+	if err != nil {
+		return "", err
+	}
+	client, err := relay.New(relay.Options{BaseURL: o.URL, CAFile: o.CAFile, Proxy: o.Proxy})
+	if err != nil {
+		return "", err
+	}
+	defer client.Close()
+	host, _ := os.Hostname()
+	id, token, err := client.Pair(ctx, strings.TrimSpace(o.Code), relay.Device{Name: host, OS: goos, Version: version.Version})
+	if err != nil {
+		return "", err
+	}
+	if err := kc.Set(keychain.DeviceTokenKey, token); err != nil {
+		return "", fmt.Errorf("store the device token: %w", err)
+	}
+	cfg.Platform = config.Platform{URL: strings.TrimRight(o.URL, "/"), DeviceID: id, CAFile: o.CAFile, Proxy: o.Proxy}
+	if err := home.Save(cfg); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// Check is what CheckAccount found.
+type Check struct {
+	Sent imapsync.Folder // the Sent folder and how it was found
+}
+
+// CheckAccount logs in to the account's IMAP and SMTP servers, opens INBOX
+// and finds Sent, and returns what it found; the error says which server
+// failed and why.
+func CheckAccount(ctx context.Context, acct config.Account, password string) (Check, error) {
+	pol, err := trust.NewPolicy(acct.MinTLS, acct.TrustFingerprints, nil)
+	if err != nil {
+		return Check{}, err
+	}
+	ictx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	c, err := imapsync.Dial(ictx, acct, password, pol)
+	if err != nil {
+		return Check{}, fmt.Errorf("IMAP: %w", err)
+	}
+	defer c.Close()
+	if _, err := c.Examine("INBOX"); err != nil {
+		return Check{}, fmt.Errorf("IMAP: %w", err)
+	}
+	sent, err := c.FindSent()
+	if err != nil {
+		return Check{}, fmt.Errorf("IMAP: %w", err)
+	}
+	sctx, cancel2 := context.WithTimeout(ctx, time.Minute)
+	defer cancel2()
+	s, err := smtpsend.Dial(sctx, acct, password, pol)
+	if err != nil {
+		return Check{}, fmt.Errorf("SMTP: %w", err)
+	}
+	s.Close()
+	return Check{Sent: sent}, nil
+}
+
+// AddAccount checks the account (CheckAccount), then stores its password
+// in the keychain and the account in the settings. Nothing is stored when
+// a check fails; an account with the same address is refused.
+func AddAccount(ctx context.Context, home config.Home, acct config.Account, password string) (Check, error) {
+	cfg, err := home.Load()
+	if err != nil {
+		return Check{}, err
+	}
+	if _, exists := cfg.Account(acct.Email); exists {
+		return Check{}, fmt.Errorf("%s is already set up: remove it first", acct.Email)
+	}
+	kc, err := keychain.New(home.Dir)
+	if err != nil {
+		return Check{}, err
+	}
+	// Fail before the network checks when the keychain cannot hold the
+	// password anyway.
+	if _, err := kc.Get(keychain.AccountKey(acct.Email)); err != nil && !errors.Is(err, keychain.ErrNotFound) {
+		return Check{}, err
+	}
+	chk, err := CheckAccount(ctx, acct, password)
+	if err != nil {
+		return Check{}, fmt.Errorf("nothing was stored: %w", err)
+	}
+	if err := kc.Set(keychain.AccountKey(acct.Email), password); err != nil {
+		return Check{}, fmt.Errorf("store the password: %w", err)
+	}
+	cfg.Accounts = append(cfg.Accounts, acct)
+	if err := home.Save(cfg); err != nil {
+		kc.Delete(keychain.AccountKey(acct.Email))
+		return Check{}, err
+	}
+	return chk, nil
+}
+
+// RemoveAccount forgets an account: settings, password, state. The caller
+// holds the home's lock (no engine may be relaying it).
+func RemoveAccount(home config.Home, store *state.Store, email string) error {
+	cfg, err := home.Load()
+	if err != nil {
+		return err
+	}
+	kept := cfg.Accounts[:0]
+	found := false
+	for _, a := range cfg.Accounts {
+		if strings.EqualFold(a.Email, email) {
+			found = true
+			continue
+		}
+		kept = append(kept, a)
+	}
+	if !found {
+		return fmt.Errorf("no account %s here", email)
+	}
+	cfg.Accounts = kept
+	if err := home.Save(cfg); err != nil {
+		return err
+	}
+	kc, err := keychain.New(home.Dir)
+	if err != nil {
+		return err
+	}
+	if err := kc.Delete(keychain.AccountKey(email)); err != nil {
+		return fmt.Errorf("the account is removed, but its password could not be deleted from the keychain: %w", err)
+	}
+	return store.Forget(email)
+}
+
+// Options configure a Runner.
+type Options struct {
+	// LogTo also receives the log (stderr for `run`); nil: the log file only.
+	LogTo io.Writer
+	// Once makes Run do one pass and return (sync --once).
+	Once bool
+	// Tweak, when set, adjusts the engine's options (tests, the demo).
+	Tweak func(*engine.Options)
+}
+
+// Runner runs the engine of one home. It holds the home's lock from Open
+// to Close. Its methods are safe for concurrent use.
+type Runner struct {
+	home   config.Home
+	o      Options
+	kc     *keychain.Store
+	store  *state.Store
+	log    *slog.Logger
+	close  func()
+	reload chan struct{}
+
+	mu  gosync.Mutex
+	eng *engine.Engine
+	// paused survives engine restarts.
+	paused bool
+}
+
+// Open takes the home's lock (failing with config.ErrRunning when another
+// process has it) and opens its state and log.
+func Open(home config.Home, o Options) (*Runner, error) {
+	unlock, err := home.Lock()
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unlock()
+		}
+	}()
+	cfg, err := home.Load()
+	if err != nil {
+		return nil, err
+	}
+	kc, err := keychain.New(home.Dir)
+	if err != nil {
+		return nil, err
+	}
+	lf, err := logfile.Open(home.LogDir(), "inboxrelay.log", 5<<20, 3)
+	if err != nil {
+		return nil, err
+	}
+	var w io.Writer = lf
+	if o.LogTo != nil {
+		w = io.MultiWriter(o.LogTo, lf)
+	}
+	var level slog.Level
+	if level.UnmarshalText([]byte(cfg.LogLevel)) != nil {
+		level = slog.LevelInfo
+	}
+	store, err := state.Open(home.StatePath())
+	if err != nil {
+		lf.Close()
+		return nil, err
+	}
+	ok = true
+	return &Runner{
+		home: home, o: o, kc: kc, store: store, reload: make(chan struct{}, 1),
+		log:   slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})),
+		close: func() { store.Close(); lf.Close(); unlock() },
+	}, nil
+}
+
+// Log is the runner's logger.
+func (r *Runner) Log() *slog.Logger { return r.log }
+
+// Store is the home's state database, open while the runner is.
+func (r *Runner) Store() *state.Store { return r.store }
+
+// Close releases the state, the log and the lock. Call it after Run
+// returned.
+func (r *Runner) Close() { r.close() }
+
+// newEngine builds an engine from the settings as they are now.
+func (r *Runner) newEngine() (*engine.Engine, error) {
+	cfg, err := r.home.Load()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Platform.URL == "" {
+		return nil, ErrNotPaired
+	}
+	token, err := r.kc.Get(keychain.DeviceTokenKey)
+	if errors.Is(err, keychain.ErrNotFound) {
+		return nil, errors.New("the device token is missing from the keychain: pair again with `inboxrelay pair`")
+	}
+	if err != nil {
+		return nil, err
+	}
+	o := engine.Options{
+		Home: r.home, Config: cfg, Store: r.store, Secrets: r.kc, Log: r.log, Once: r.o.Once,
+		Platform: relay.Options{BaseURL: cfg.Platform.URL, CAFile: cfg.Platform.CAFile, Proxy: cfg.Platform.Proxy, Token: token},
+	}
+	if r.o.Once {
+		o.GiveUpAfter = 2 * time.Minute
+	}
+	if r.o.Tweak != nil {
+		r.o.Tweak(&o)
+	}
+	return engine.New(o)
+}
+
+// Run runs the engine until ctx ends (Once: one pass), building it anew
+// after Reload. It returns the engine's error; nil after a clean stop.
+func (r *Runner) Run(ctx context.Context) error {
+	for {
+		eng, err := r.newEngine()
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.eng = eng
+		if r.paused {
+			eng.Pause()
+		}
+		r.mu.Unlock()
+		ectx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- eng.Run(ectx) }()
+		select {
+		case err := <-done:
+			cancel()
+			return err
+		case <-r.reload:
+			cancel()
+			<-done
+			r.log.Info("settings changed; engine restarted")
+		}
+	}
+}
+
+// Reload makes Run restart the engine with the current settings (after an
+// account was added, say). Safe to call any time.
+func (r *Runner) Reload() {
+	select {
+	case r.reload <- struct{}{}:
+	default:
+	}
+}
+
+// Engine returns the engine running now, nil before Run started it.
+func (r *Runner) Engine() *engine.Engine {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.eng
+}
+
+// SetPaused pauses or resumes relaying, also across engine restarts.
+func (r *Runner) SetPaused(p bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.paused = p
+	if r.eng == nil {
+		return
+	}
+	if p {
+		r.eng.Pause()
+	} else {
+		r.eng.Resume()
+	}
+}
+
+// Pair pairs the home again (or for the first time) and gives the running
+// engine the new token.
+func (r *Runner) Pair(ctx context.Context, o PairOptions) (string, error) {
+	cfg, err := r.home.Load()
+	if err != nil {
+		return "", err
+	}
+	id, err := Pair(ctx, r.home, o)
+	if err != nil {
+		return "", err
+	}
+	if cfg.Platform.URL != strings.TrimRight(o.URL, "/") || cfg.Platform.CAFile != o.CAFile || cfg.Platform.Proxy != o.Proxy {
+		r.Reload()
+		return id, nil
+	}
+	if eng := r.Engine(); eng != nil {
+		tok, err := r.kc.Get(keychain.DeviceTokenKey)
+		if err == nil {
+			err = eng.SetToken(tok)
+		}
+		if err != nil {
+			return id, err
+		}
+	}
+	return id, nil
+}
+
+// AddAccount checks and stores an account (see AddAccount) and restarts
+// the engine to relay it.
+func (r *Runner) AddAccount(ctx context.Context, acct config.Account, password string) (Check, error) {
+	chk, err := AddAccount(ctx, r.home, acct, password)
+	if err == nil {
+		r.Reload()
+	}
+	return chk, err
+}
+
+// RemoveAccount forgets an account and restarts the engine without it.
+func (r *Runner) RemoveAccount(email string) error {
+	if err := RemoveAccount(r.home, r.store, email); err != nil {
+		return err
+	}
+	r.Reload()
+	return nil
+}
