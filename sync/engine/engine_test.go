@@ -129,7 +129,7 @@ func TestIdleMissingPolls(t *testing.T) {
 
 // waitState waits until every account of the rig's engine is in state s,
 // reading the status file the engine writes.
-func waitState(t *testing.T, r *rig, s string) {
+func waitState(t testing.TB, r *rig, s string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
