@@ -294,7 +294,15 @@ func (c *Conn) Wait(ctx context.Context, wake <-chan struct{}, refresh, poll, wa
 	defer t.Stop()
 	werr := c.closedErr(sleepWatch(ctx, t.C, wake, c.changed, c.c.Closed()))
 	done := make(chan error, 1)
-	go func() { done <- idle.Close() }()
+	go func() {
+		// Close only writes DONE; Wait reads the server's answer, which a
+		// dead peer never sends.
+		err := idle.Close()
+		if err == nil {
+			err = idle.Wait()
+		}
+		done <- err
+	}()
 	wd := time.NewTimer(watchdog)
 	defer wd.Stop()
 	select {
