@@ -444,3 +444,34 @@ func TestDemoRelaysSampleMailbox(t *testing.T) {
 		t.Errorf("the demo wrote into the user's home: %v", entries)
 	}
 }
+
+func TestOutboxThroughRealSubmission(t *testing.T) {
+	w := newWorld(t, dovecottest.Options{})
+	w.pair()
+	if r := w.addAccount("--trust-fingerprint", w.dovecot.Fingerprint); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	raw := []byte("From: bob@acme.test\r\nTo: customer@client.test\r\nSubject: Re: your question\r\n\r\nHere is the answer.\r\n")
+	id := w.platform.Enqueue(refplatform.OutboxItem{Account: w.email, Raw: raw, From: w.email, To: []string{"customer@client.test"}})
+	w.mustRun("", "sync", "--once")
+	w.mustRun("", "sync", "--once") // a second run sends nothing again
+	if n := len(w.dovecot.Delivered()); n != 1 {
+		t.Fatalf("delivered %d times, want once", n)
+	}
+	res := w.platform.Results()[id]
+	if len(res) != 1 || res[0].State != "sent" || res[0].SentUID == 0 {
+		t.Fatalf("results %+v, want one sent", res)
+	}
+	if r := w.mustRun("", "status"); !strings.Contains(r.stdout, "outbox: 0 queued, 0 sending, 1 sent") {
+		t.Errorf("status does not show the outbox: %s", r.stdout)
+	}
+	sentCopies := 0
+	for _, m := range w.platform.Messages() {
+		if m.Mailbox == "sent" && m.UID == res[0].SentUID {
+			sentCopies++
+		}
+	}
+	if sentCopies != 1 {
+		t.Fatalf("the Sent copy reached the platform %d times, want once", sentCopies)
+	}
+}

@@ -62,6 +62,9 @@ func (e *env) status(args []string) error {
 	for _, a := range snap.Accounts {
 		fmt.Fprintf(e.stdout, "%s: %s, last sync %s; relayed %d (today %d), backlog %d, rejected %d, skipped %d\n",
 			a.Email, a.State, ago(a.LastSync, now), a.Relayed, a.RelayedToday, a.Backlog, a.Rejected, a.Skipped)
+		if o := a.Outbox; o.Queued+o.Sending+o.Sent+o.Failed+o.Ambiguous > 0 {
+			fmt.Fprintf(e.stdout, "  outbox: %d queued, %d sending, %d sent, %d failed, %d ambiguous (last 30 days)\n", o.Queued, o.Sending, o.Sent, o.Failed, o.Ambiguous)
+		}
 		if a.LastError != "" {
 			fmt.Fprintf(e.stdout, "  last error: %s\n", a.LastError)
 		}

@@ -28,6 +28,16 @@ func (s *Server) Delivered() []Delivery {
 	return out
 }
 
+// RefuseNext makes the SMTP server behind the submission service answer
+// the next message's DATA with code (4xx or 5xx) and text, as a real relay
+// that refuses a message does; Dovecot passes the refusal on to the client.
+// Calls queue up: each refuses one more message.
+func (s *Server) RefuseNext(code int, text string) {
+	s.sink.mu.Lock()
+	defer s.sink.mu.Unlock()
+	s.sink.refuse = append(s.sink.refuse, &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: text})
+}
+
 // sink is the SMTP server Dovecot's submission service relays to, on
 // 127.0.0.1 (Dovecot's relay client is the only peer).
 type sink struct {
@@ -37,6 +47,7 @@ type sink struct {
 
 	mu        sync.Mutex
 	delivered []Delivery
+	refuse    []*smtp.SMTPError // replies for the next messages' DATA, in order
 }
 
 func startSink() (*sink, error) {
@@ -88,6 +99,13 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	}
 	ss.cur.Data = data
 	ss.sink.mu.Lock()
+	if len(ss.sink.refuse) > 0 {
+		e := ss.sink.refuse[0]
+		ss.sink.refuse = ss.sink.refuse[1:]
+		ss.sink.mu.Unlock()
+		ss.cur = Delivery{}
+		return e
+	}
 	ss.sink.delivered = append(ss.sink.delivered, ss.cur)
 	ss.sink.mu.Unlock()
 	ss.cur = Delivery{}

@@ -56,6 +56,10 @@ type Options struct {
 	Watchdog       time.Duration // how long a server may take to end IDLE; 30 s
 	HeartbeatEvery time.Duration // 1 min
 	Backoff        backoff.Policy
+	OutboxWait     time.Duration // how long one outbox long poll waits; 55 s
+	// FiledWait is how long to wait, after sending, for a server that files
+	// sent mail itself before appending the copy ourselves; 2 s.
+	FiledWait time.Duration
 	// GiveUpAfter bounds the retries of one upload on temporary failures
 	// (Once mode only); 0 never gives up.
 	GiveUpAfter time.Duration
@@ -81,6 +85,7 @@ type Engine struct {
 	resumed   chan struct{} // closed on Resume
 	cancels   map[*folderSync]context.CancelFunc
 	settings  state.Settings
+	obErr     map[string]string // account -> last outbox error
 
 	changes chan struct{}
 }
@@ -105,6 +110,8 @@ func New(o Options) (*Engine, error) {
 	def(&o.PollInterval, time.Minute)
 	def(&o.Watchdog, 30*time.Second)
 	def(&o.HeartbeatEvery, time.Minute)
+	def(&o.OutboxWait, 55*time.Second)
+	def(&o.FiledWait, 2*time.Second)
 	if o.Backoff.Base == 0 {
 		o.Backoff = backoff.Default
 	}
@@ -130,6 +137,7 @@ func New(o Options) (*Engine, error) {
 		unblocked: make(chan struct{}),
 		resumed:   make(chan struct{}),
 		cancels:   map[*folderSync]context.CancelFunc{},
+		obErr:     map[string]string{},
 		settings:  st,
 		changes:   make(chan struct{}, 1),
 	}
@@ -189,12 +197,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		go func() { defer bg.Done(); e.heartbeatLoop(ctx) }()
 	}
 
-	errs := make([]error, len(e.folders))
+	errs := make([]error, len(e.folders)+1)
 	var fw gosync.WaitGroup
 	for i, f := range e.folders {
 		fw.Add(1)
 		go func() { defer fw.Done(); errs[i] = f.run(ctx) }()
 	}
+	fw.Add(1)
+	go func() { defer fw.Done(); errs[len(e.folders)] = newOutbox(e).run(ctx) }()
 	fw.Wait()
 	if e.o.Once {
 		e.heartbeat(ctx) // report where the pass left things; best effort
@@ -292,6 +302,24 @@ func (e *Engine) changed() {
 	select {
 	case e.changes <- struct{}{}:
 	default:
+	}
+}
+
+func (e *Engine) outboxChanged() { e.changed() }
+
+// setOutboxError records the last outbox problem of an account (nil
+// clears it).
+func (e *Engine) setOutboxError(account string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := strings.ToLower(account)
+	s := ""
+	if err != nil {
+		s = err.Error()
+	}
+	if e.obErr[k] != s {
+		e.obErr[k] = s
+		e.changed()
 	}
 }
 
@@ -519,7 +547,18 @@ type AccountStatus struct {
 	Rejections   []state.Rejection `json:"rejections,omitempty"`
 	LastError    string            `json:"last_error,omitempty"`
 	Folders      []FolderStatus    `json:"folders"`
+	Outbox       OutboxStatus      `json:"outbox"`
 	state        State
+}
+
+// OutboxStatus is where an account's outgoing mail stands.
+type OutboxStatus struct {
+	Queued    int    `json:"queued"`    // waiting to be sent (or retried)
+	Sending   int    `json:"sending"`   // SMTP transaction under way
+	Failed    int    `json:"failed"`    // refused for good (last 30 days)
+	Ambiguous int    `json:"ambiguous"` // delivery unknown (last 30 days)
+	Sent      int    `json:"sent"`      // sent (last 30 days)
+	LastError string `json:"last_error,omitempty"`
 }
 
 // FolderStatus is one folder's state.
@@ -571,9 +610,36 @@ func (e *Engine) Snapshot() Snapshot {
 			a.LastSync = f.lastSync // the account is as fresh as its stalest folder
 		}
 	}
+	obErr := map[string]string{}
+	for k, v := range e.obErr {
+		obErr[k] = v
+	}
 	e.mu.Unlock()
+	items, _ := e.o.Store.OutboxItems()
+	for _, it := range items {
+		a := byAcct[strings.ToLower(it.Account)]
+		if a == nil {
+			continue
+		}
+		switch it.State {
+		case state.OutboxReceived:
+			a.Outbox.Queued++
+		case state.OutboxSending:
+			a.Outbox.Sending++
+		case state.OutboxSent:
+			a.Outbox.Sent++
+		case state.OutboxFailed:
+			a.Outbox.Failed++
+		case state.OutboxAmbiguous:
+			a.Outbox.Ambiguous++
+		}
+	}
 	for _, k := range order {
 		a := byAcct[k]
+		a.Outbox.LastError = obErr[k]
+		if a.LastError == "" && a.Outbox.LastError != "" {
+			a.LastError = "sending: " + a.Outbox.LastError
+		}
 		a.State = a.state.String()
 		if c, err := e.o.Store.Counters(k); err == nil {
 			a.Relayed, a.RelayedToday, a.Rejected, a.Skipped = c.Relayed, c.RelayedToday, c.Rejected, c.Skipped

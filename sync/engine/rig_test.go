@@ -87,7 +87,7 @@ func newRig(t testing.TB, opts dovecottest.Options) *rig {
 	}
 	t.Cleanup(func() { r.kc.Delete(keychain.AccountKey(r.email)) })
 	imapSrv, _ := config.ParseServer(r.dovecot.IMAPS, config.SecurityTLS, 993)
-	smtpSrv, _ := config.ParseServer(r.dovecot.IMAPS, config.SecurityTLS, 465)
+	smtpSrv, _ := config.ParseServer(r.dovecot.Submission, config.SecurityStartTLS, 587)
 	r.cfg = &config.Config{
 		Platform: config.Platform{URL: p.URL(), CAFile: r.caFile},
 		Accounts: []config.Account{{
@@ -139,6 +139,7 @@ func (r *rig) syncOnce(tweak ...func(*Options)) error {
 		Platform: relay.Options{BaseURL: r.platform.URL(), CAFile: r.caFile, Token: r.token},
 		Log:      slog.New(slog.NewTextHandler(testWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Backoff:  backoff.Policy{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+		FiledWait: 50 * time.Millisecond, OutboxWait: time.Second,
 	}
 	for _, f := range tweak {
 		f(&o)

@@ -62,7 +62,8 @@ func Dial(ctx context.Context, acct config.Account, password string, pol *trust.
 		cl.Close()
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && !se.Temporary() {
-			return nil, &imapsync.AuthError{Server: srv.Addr(), Text: se.Message}
+			code := fmt.Sprintf("%d %d.%d.%d", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+			return nil, &imapsync.AuthError{Server: srv.Addr(), Code: code, Text: se.Message}
 		}
 		return nil, fmt.Errorf("log in to %s: %w", srv.Addr(), err)
 	}
@@ -97,10 +98,13 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy) (*smtp.C
 			return nil, err
 		}
 		c = smtp.NewClient(tc)
-		if err := c.Hello("localhost"); err != nil {
-			c.Close()
-			return nil, err
-		}
+	}
+	// go-smtp handshakes after STARTTLS only on the next command, and
+	// SupportsAuth hides that command's error: say EHLO now, so that an
+	// untrusted certificate is reported as such.
+	if err := c.Hello("localhost"); err != nil {
+		c.Close()
+		return nil, err
 	}
 	raw.SetDeadline(time.Time{})
 	return c, nil
