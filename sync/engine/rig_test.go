@@ -136,9 +136,9 @@ func (r *rig) syncOnce(tweak ...func(*Options)) error {
 	defer st.Close()
 	o := Options{
 		Home: r.home, Config: r.cfg, Store: st, Secrets: r.kc, Once: true, GiveUpAfter: 10 * time.Second,
-		Platform: relay.Options{BaseURL: r.platform.URL(), CAFile: r.caFile, Token: r.token},
-		Log:      slog.New(slog.NewTextHandler(testWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Backoff:  backoff.Policy{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+		Platform:  relay.Options{BaseURL: r.platform.URL(), CAFile: r.caFile, Token: r.token},
+		Log:       slog.New(slog.NewTextHandler(testWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Backoff:   backoff.Policy{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},
 		FiledWait: 50 * time.Millisecond, OutboxWait: time.Second,
 	}
 	for _, f := range tweak {
