@@ -88,6 +88,10 @@ type Engine struct {
 	obErr     map[string]string // account -> last outbox error
 
 	changes chan struct{}
+	// beaten is closed after the first heartbeat attempt: the platform's
+	// settings (relay_domains above all) are known before anything is
+	// relayed.
+	beaten chan struct{}
 }
 
 // New checks o and returns an Engine ready to Run.
@@ -140,6 +144,7 @@ func New(o Options) (*Engine, error) {
 		obErr:     map[string]string{},
 		settings:  st,
 		changes:   make(chan struct{}, 1),
+		beaten:    make(chan struct{}),
 	}
 	close(e.unblocked)
 	close(e.resumed)
@@ -186,13 +191,17 @@ func (e *Engine) Run(ctx context.Context) error {
 	statusDone := make(chan struct{})
 	go func() { defer close(statusDone); e.writeStatus(ctx) }()
 
-	if err := e.heartbeat(ctx); errors.Is(err, relay.ErrUnauthorized) && e.o.Once {
-		cancel()
-		bg.Wait()
-		<-statusDone
-		return err
-	}
-	if !e.o.Once {
+	if e.o.Once {
+		// The platform's settings (window, domains) apply before the pass.
+		err := e.heartbeat(ctx)
+		close(e.beaten)
+		if errors.Is(err, relay.ErrUnauthorized) {
+			cancel()
+			bg.Wait()
+			<-statusDone
+			return err
+		}
+	} else {
 		bg.Add(1)
 		go func() { defer bg.Done(); e.heartbeatLoop(ctx) }()
 	}
@@ -426,7 +435,11 @@ func (e *Engine) currentSettings() state.Settings {
 	return e.settings
 }
 
+// heartbeatLoop beats at once, then every HeartbeatEvery, without holding
+// up the folders when the platform is slow to answer.
 func (e *Engine) heartbeatLoop(ctx context.Context) {
+	e.heartbeat(ctx)
+	close(e.beaten)
 	t := time.NewTicker(e.o.HeartbeatEvery)
 	defer t.Stop()
 	for {

@@ -231,6 +231,11 @@ func earlier(a, b time.Time) time.Time {
 // pass relays everything pending in the folder and moves the watermark as
 // far as the platform has confirmed.
 func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Folder) error {
+	select {
+	case <-f.e.beaten:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	store := f.e.o.Store
 	upper, err := conn.LastUID()
 	if err != nil {
