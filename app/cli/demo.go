@@ -3,26 +3,19 @@ package cli
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"mime"
 	"net/mail"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/inboxrelay/inboxrelay/keychain"
-	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
-	"github.com/inboxrelay/inboxrelay/sync/demo/mailserver"
+	"github.com/inboxrelay/inboxrelay/sync/demo"
 	"github.com/inboxrelay/inboxrelay/sync/refplatform"
 )
-
-// demoEmail is the sample mailbox's owner.
-const demoEmail = "csm@demo.inboxrelay.test"
 
 // demo runs an embedded mailbox and reference platform on loopback, pairs
 // a throw-away home with the platform, and relays between them, printing
@@ -44,53 +37,15 @@ func (e *env) demo(args []string) error {
 		defer cancel()
 	}
 
-	tmp, err := os.MkdirTemp("", "inboxrelay-demo-")
-	if err != nil {
-		return fmt.Errorf("demo folder: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	home, err := config.OpenHome(filepath.Join(tmp, "home"))
+	d, err := demo.Start(ctx, demo.Options{NewMailEvery: *every})
 	if err != nil {
 		return err
 	}
-
-	plat, err := refplatform.New(filepath.Join(tmp, "platform"))
-	if err != nil {
-		return err
-	}
-	if err := plat.Start("127.0.0.1:0"); err != nil {
-		return err
-	}
-	defer plat.Close()
-	caFile := filepath.Join(tmp, "platform-ca.pem")
-	if err := os.WriteFile(caFile, plat.CAPEM(), 0o600); err != nil {
-		return err
-	}
-
-	password := randomPassword()
-	mailSrv, err := mailserver.Start(ctx, mailserver.Options{Email: demoEmail, Password: password, NewMailEvery: *every, Seed: 1})
-	if err != nil {
-		return err
-	}
-	defer mailSrv.Close()
-	fmt.Fprintf(e.stdout, "demo mailbox %s: IMAP %s, SMTP %s (certificate pinned: %s)\n", demoEmail, mailSrv.IMAPAddr(), mailSrv.SMTPAddr(), mailSrv.Fingerprint())
+	defer d.Close()
+	plat, mailSrv, home := d.Platform, d.Mail, d.Home
+	fmt.Fprintf(e.stdout, "demo mailbox %s: IMAP %s, SMTP %s (certificate pinned: %s)\n", demo.Email, mailSrv.IMAPAddr(), mailSrv.SMTPAddr(), mailSrv.Fingerprint())
 	fmt.Fprintf(e.stdout, "demo platform: %s\n", plat.URL())
 
-	kc, err := keychain.New(home.Dir)
-	if err != nil {
-		return err
-	}
-	defer kc.Delete(keychain.AccountKey(demoEmail))
-	defer kc.Delete(keychain.DeviceTokenKey)
-	if _, err := connector.Pair(ctx, home, connector.PairOptions{URL: plat.URL(), Code: plat.NewPairingCode(), CAFile: caFile}); err != nil {
-		return err
-	}
-	imapSrv, _ := config.ParseServer(mailSrv.IMAPAddr(), config.SecurityTLS, 993)
-	smtpSrv, _ := config.ParseServer(mailSrv.SMTPAddr(), config.SecurityTLS, 465)
-	acct := config.Account{Email: demoEmail, IMAP: imapSrv, SMTP: smtpSrv, BackfillDays: config.DefaultBackfillDays, TrustFingerprints: []string{mailSrv.Fingerprint()}}
-	if _, err := connector.AddAccount(ctx, home, acct, password); err != nil {
-		return err
-	}
 	r, err := connector.Open(home, connector.Options{})
 	if err != nil {
 		return err
@@ -100,10 +55,21 @@ func (e *env) demo(args []string) error {
 	go func() { done <- r.Run(ctx) }()
 
 	fmt.Fprintln(e.stdout, "relaying; press Ctrl+C to stop")
+	// A CSM answers a customer from the platform: the connector sends the
+	// reply and files it in Sent, whence it is relayed like any sent mail.
+	replyID := plat.Enqueue(refplatform.OutboxItem{
+		Account: demo.Email, From: demo.Email, To: []string{"customer@client.example"},
+		Raw: []byte("From: " + demo.Email + "\r\nTo: customer@client.example\r\nSubject: Re: Renewal question\r\n\r\nHappy to help with the renewal: I will send the quote today.\r\n"),
+	})
+	reported := false
 	seen := map[string]bool{}
 	tick := time.NewTicker(300 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		if res := plat.Results()[replyID]; len(res) > 0 && !reported {
+			reported = true
+			fmt.Fprintf(e.stdout, "outbox: the reply was %s (SMTP %d), filed in Sent as UID %d\n", res[0].State, res[0].SMTPCode, res[0].SentUID)
+		}
 		for _, m := range plat.Messages() {
 			if seen[m.Key] {
 				continue
@@ -140,6 +106,3 @@ func subject(m refplatform.Message) string {
 	}
 	return s
 }
-
-// randomPassword makes the demo mailbox's one-time password.
-func randomPassword() string { return rand.Text() }
