@@ -11,7 +11,12 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # tests add (a real Dovecot, a real keychain on a private D-Bus, a headless
 # X server for the GUI tests).
 DEPS_RUN  := gcc pkg-config libgl1-mesa-dev xorg-dev dbus dbus-x11 gnome-keyring ca-certificates
-DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl
+# Cyrus runs from its unpacked packages (it conflicts with Dovecot as a
+# package; sync/servertest/cyrustest downloads and unpacks it): only the
+# libraries it links to, and saslpasswd2, are installed.
+DEPS_CYRUS := sasl2-bin libsasl2-modules libsasl2-modules-db libclamav12 libical3 libicu72 libjansson4 \
+	libxapian30 libzephyr4 libpq5 libwrap0 libldap-2.5-0 libpcre3 libxml2 libsqlite3-0 libkrb5-3 libcom-err2
+DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl $(DEPS_CYRUS)
 
 .PHONY: all build run test bench deps-run deps-test vet clean
 

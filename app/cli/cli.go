@@ -34,6 +34,7 @@ Usage: inboxrelay [--home DIR] <command>
   sync --once        relay everything pending now, then exit (0: nothing left pending)
   run                relay continuously until interrupted
   status [--json]    where every account stands
+  diagnose --email ADDR [--json]  check every step to the servers and the platform (same flags as account add to check an account before adding it)
   demo               a sample mailbox and platform, with the engine relaying between them
   version
 
@@ -99,6 +100,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"status":  e.status,
 		"demo":    e.demo,
 	}
+	cmds["diagnose"] = e.diagnose
 	cmd, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)

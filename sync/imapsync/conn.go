@@ -28,6 +28,7 @@ var ErrAuth = errors.New("the mail server refused the login")
 // AuthError is a refused login, with the server's words.
 type AuthError struct {
 	Server string
+	Code   string // the response code (RFC 5530), such as AUTHENTICATIONFAILED; may be empty
 	Text   string // the server's explanation, may be empty
 }
 
@@ -123,6 +124,15 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *im
 			if errors.As(err, &ie) {
 				return nil, fmt.Errorf("the server refused STARTTLS (%s): use --imap-security tls with its TLS port (usually 993)", ie.Text)
 			}
+			// go-imap hands bytes that follow the STARTTLS OK to the TLS
+			// layer: plaintext there means someone injected it.
+			var rh tls.RecordHeaderError
+			if errors.As(err, &rh) {
+				return nil, fmt.Errorf("%s sent unencrypted data after agreeing to STARTTLS, so someone may be tampering with the connection: refused; use --imap-security tls with its TLS port (usually 993)", srv.Addr())
+			}
+			if strings.Contains(err.Error(), "PREAUTH") {
+				return nil, fmt.Errorf("%s answered PREAUTH before encryption (RFC 3501 7.1.4), so someone may be tampering with the connection: refused; use --imap-security tls with its TLS port (usually 993)", srv.Addr())
+			}
 			return nil, err
 		}
 		raw.SetDeadline(time.Time{})
@@ -171,7 +181,7 @@ func (c *Conn) login(user, password string) error {
 	if err := c.c.Login(user, password).Wait(); err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
-			return &AuthError{Server: c.server, Text: redact(ie.Text, password)}
+			return &AuthError{Server: c.server, Code: string(ie.Code), Text: redact(ie.Text, password)}
 		}
 		return c.wrap("login", err)
 	}
