@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -63,60 +64,78 @@ func defaultPort(smtp bool, sec config.Security) int {
 	return 993
 }
 
-func (e *env) accountAdd(args []string) error {
-	fs := flags("account add")
-	email := fs.String("email", "", "")
-	username := fs.String("username", "", "")
-	imapAddr := fs.String("imap", "", "")
-	imapSec := fs.String("imap-security", "tls", "")
-	smtpAddr := fs.String("smtp", "", "")
-	smtpSec := fs.String("smtp-security", "tls", "")
-	backfill := fs.String("backfill-days", strconv.Itoa(config.DefaultBackfillDays), "")
-	minTLS := fs.String("min-tls", "", "")
-	pwStdin := fs.Bool("password-stdin", false, "")
-	var pins multi
-	fs.Var(&pins, "trust-fingerprint", "")
-	if err := parse(fs, args); err != nil {
-		return err
+// serverFlags are the flags that describe an account's servers, shared by
+// `account add` and `diagnose`.
+type serverFlags struct {
+	email, username, imap, imapSec, smtp, smtpSec, backfill, minTLS *string
+	passwordStdin                                                   *bool
+	pins                                                            multi
+}
+
+func addServerFlags(fs *flag.FlagSet) *serverFlags {
+	f := &serverFlags{
+		email: fs.String("email", "", ""), username: fs.String("username", "", ""),
+		imap: fs.String("imap", "", ""), imapSec: fs.String("imap-security", "tls", ""),
+		smtp: fs.String("smtp", "", ""), smtpSec: fs.String("smtp-security", "tls", ""),
+		backfill: fs.String("backfill-days", strconv.Itoa(config.DefaultBackfillDays), ""),
+		minTLS:   fs.String("min-tls", "", ""), passwordStdin: fs.Bool("password-stdin", false, ""),
 	}
-	if *email == "" || *imapAddr == "" || *smtpAddr == "" || !*pwStdin {
-		return usagef("account add needs --email, --imap, --smtp and --password-stdin (the password on standard input)")
+	fs.Var(&f.pins, "trust-fingerprint", "")
+	return f
+}
+
+// account builds the account the flags describe; errors are usage errors.
+func (f *serverFlags) account() (config.Account, error) {
+	if !strings.Contains(*f.email, "@") {
+		return config.Account{}, usagef("--email %q is not an e-mail address", *f.email)
 	}
-	if !strings.Contains(*email, "@") {
-		return usagef("--email %q is not an e-mail address", *email)
-	}
-	acct := config.Account{Email: strings.TrimSpace(*email), Username: *username, MinTLS: *minTLS}
-	var err error
-	isec, err := config.ParseSecurity(*imapSec)
+	acct := config.Account{Email: strings.TrimSpace(*f.email), Username: *f.username, MinTLS: *f.minTLS}
+	isec, err := config.ParseSecurity(*f.imapSec)
 	if err != nil {
-		return usagef("--imap-security: %v", err)
+		return acct, usagef("--imap-security: %v", err)
 	}
-	ssec, err := config.ParseSecurity(*smtpSec)
+	ssec, err := config.ParseSecurity(*f.smtpSec)
 	if err != nil {
-		return usagef("--smtp-security: %v", err)
+		return acct, usagef("--smtp-security: %v", err)
 	}
-	if acct.IMAP, err = config.ParseServer(*imapAddr, isec, defaultPort(false, isec)); err != nil {
-		return usagef("--imap: %v", err)
+	if acct.IMAP, err = config.ParseServer(*f.imap, isec, defaultPort(false, isec)); err != nil {
+		return acct, usagef("--imap: %v", err)
 	}
-	if acct.SMTP, err = config.ParseServer(*smtpAddr, ssec, defaultPort(true, ssec)); err != nil {
-		return usagef("--smtp: %v", err)
+	if acct.SMTP, err = config.ParseServer(*f.smtp, ssec, defaultPort(true, ssec)); err != nil {
+		return acct, usagef("--smtp: %v", err)
 	}
-	if *backfill == "all" {
+	if *f.backfill == "all" {
 		acct.BackfillDays = config.BackfillAll
-	} else if n, err := strconv.Atoi(*backfill); err == nil && n >= 0 {
+	} else if n, err := strconv.Atoi(*f.backfill); err == nil && n >= 0 {
 		acct.BackfillDays = n
 	} else {
-		return usagef("--backfill-days must be a number of days or \"all\"")
+		return acct, usagef("--backfill-days must be a number of days or \"all\"")
 	}
-	for _, p := range pins {
+	for _, p := range f.pins {
 		fp, err := trust.ParseFingerprint(p)
 		if err != nil {
-			return usagef("--trust-fingerprint: %v", err)
+			return acct, usagef("--trust-fingerprint: %v", err)
 		}
 		acct.TrustFingerprints = append(acct.TrustFingerprints, fp)
 	}
-	if _, err := trust.ParseMinVersion(*minTLS); err != nil {
-		return usagef("--min-tls: %v", err)
+	if _, err := trust.ParseMinVersion(*f.minTLS); err != nil {
+		return acct, usagef("--min-tls: %v", err)
+	}
+	return acct, nil
+}
+
+func (e *env) accountAdd(args []string) error {
+	fs := flags("account add")
+	sf := addServerFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *sf.email == "" || *sf.imap == "" || *sf.smtp == "" || !*sf.passwordStdin {
+		return usagef("account add needs --email, --imap, --smtp and --password-stdin (the password on standard input)")
+	}
+	acct, err := sf.account()
+	if err != nil {
+		return err
 	}
 	password, err := readPassword(e.stdin)
 	if err != nil {

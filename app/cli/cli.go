@@ -93,14 +93,14 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	e := &env{home: home, stdin: stdin, stdout: stdout, stderr: stderr}
 	cmds := map[string]func([]string) error{
-		"pair":    e.pair,
-		"account": e.account,
-		"sync":    e.sync,
-		"run":     e.run,
-		"status":  e.status,
-		"demo":    e.demo,
+		"pair":     e.pair,
+		"account":  e.account,
+		"sync":     e.sync,
+		"run":      e.run,
+		"status":   e.status,
+		"demo":     e.demo,
+		"diagnose": e.diagnose,
 	}
-	cmds["diagnose"] = e.diagnose
 	cmd, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -475,5 +476,52 @@ func TestOutboxThroughRealSubmission(t *testing.T) {
 	}
 	if sentCopies != 1 {
 		t.Fatalf("the Sent copy reached the platform %d times, want once", sentCopies)
+	}
+}
+
+func TestDiagnose(t *testing.T) {
+	w := newWorld(t, dovecottest.Options{})
+	w.pair()
+	if r := w.addAccount("--trust-fingerprint", w.dovecot.Fingerprint); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r := w.mustRun("", "diagnose", "--email", w.email, "--json")
+	var rep struct {
+		Schema, Status string
+		Steps          []struct{ Target, Step, Status string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("diagnose --json: %v\n%s", err, r.stdout)
+	}
+	seen := map[string]bool{}
+	for _, s := range rep.Steps {
+		if s.Status != "ok" && s.Status != "warn" {
+			t.Errorf("step %s/%s is %s", s.Target, s.Step, s.Status)
+		}
+		seen[s.Target+"/"+s.Step] = true
+	}
+	for _, want := range []string{"imap/dns", "imap/tcp", "imap/tls", "imap/greeting", "imap/login", "imap/folders", "smtp/login", "platform/pairing"} {
+		if !seen[want] {
+			t.Errorf("no %s step in %+v", want, rep.Steps)
+		}
+	}
+	if rep.Schema != "inboxrelay.diagnose/1" || rep.Status == "fail" {
+		t.Errorf("schema %q status %q", rep.Schema, rep.Status)
+	}
+	if strings.Contains(r.stdout, w.password) {
+		t.Error("the report holds the password")
+	}
+
+	// Before an account exists, on a port where nothing listens: the TCP
+	// step fails and says so; exit 1.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	r = w.run("pw\n", "diagnose", "--email", "new@acme.test", "--imap", closed, "--smtp", closed, "--password-stdin")
+	if r.code != 1 || !strings.Contains(r.stdout, "FAIL") || !strings.Contains(strings.ToLower(r.stdout), "refused") {
+		t.Fatalf("diagnose on a closed port: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }

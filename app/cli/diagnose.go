@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
-	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/doctor"
-	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
 // errDiagnoseFailed makes diagnose exit 1 once the report is printed.
@@ -24,64 +22,33 @@ var errDiagnoseFailed = errors.New("a check failed: see the step marked FAIL abo
 // alone) or one that does not yet (--imap, --smtp, --password-stdin).
 func (e *env) diagnose(args []string) error {
 	fs := flags("diagnose")
-	email := fs.String("email", "", "")
+	sf := addServerFlags(fs)
 	asJSON := fs.Bool("json", false, "")
-	username := fs.String("username", "", "")
-	imapAddr := fs.String("imap", "", "")
-	imapSec := fs.String("imap-security", "tls", "")
-	smtpAddr := fs.String("smtp", "", "")
-	smtpSec := fs.String("smtp-security", "tls", "")
-	minTLS := fs.String("min-tls", "", "")
-	pwStdin := fs.Bool("password-stdin", false, "")
-	var pins multi
-	fs.Var(&pins, "trust-fingerprint", "")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *email == "" {
+	if *sf.email == "" {
 		return usagef("diagnose needs --email ADDR (and, for an account not added yet, --imap, --smtp and --password-stdin)")
 	}
 	cfg, err := e.home.Load()
 	if err != nil {
 		return err
 	}
-	acct, exists := cfg.Account(*email)
-	if *imapAddr != "" || *smtpAddr != "" {
-		if *imapAddr == "" || *smtpAddr == "" || !*pwStdin {
+	acct, exists := cfg.Account(*sf.email)
+	if *sf.imap != "" || *sf.smtp != "" {
+		if *sf.imap == "" || *sf.smtp == "" || !*sf.passwordStdin {
 			return usagef("diagnose with --imap or --smtp needs both, and --password-stdin")
 		}
-		acct = config.Account{Email: *email, Username: *username, MinTLS: *minTLS}
-		isec, err := config.ParseSecurity(*imapSec)
-		if err != nil {
-			return usagef("--imap-security: %v", err)
-		}
-		ssec, err := config.ParseSecurity(*smtpSec)
-		if err != nil {
-			return usagef("--smtp-security: %v", err)
-		}
-		if acct.IMAP, err = config.ParseServer(*imapAddr, isec, defaultPort(false, isec)); err != nil {
-			return usagef("--imap: %v", err)
-		}
-		if acct.SMTP, err = config.ParseServer(*smtpAddr, ssec, defaultPort(true, ssec)); err != nil {
-			return usagef("--smtp: %v", err)
-		}
-		for _, p := range pins {
-			fp, err := trust.ParseFingerprint(p)
-			if err != nil {
-				return usagef("--trust-fingerprint: %v", err)
-			}
-			acct.TrustFingerprints = append(acct.TrustFingerprints, fp)
-		}
-		if _, err := trust.ParseMinVersion(*minTLS); err != nil {
-			return usagef("--min-tls: %v", err)
+		if acct, err = sf.account(); err != nil {
+			return err
 		}
 	} else if !exists {
-		return fmt.Errorf("no account %s here: give --imap, --smtp and --password-stdin to check one before adding it", *email)
+		return fmt.Errorf("no account %s here: give --imap, --smtp and --password-stdin to check one before adding it", *sf.email)
 	}
 
 	var password string
 	var kc *keychain.Store
-	if *pwStdin {
+	if *sf.passwordStdin {
 		if password, err = readPassword(e.stdin); err != nil {
 			return err
 		}
