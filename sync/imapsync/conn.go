@@ -181,15 +181,16 @@ func (c *Conn) login(user, password string) error {
 	if err := c.c.Login(user, password).Wait(); err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
-			return &AuthError{Server: c.server, Code: string(ie.Code), Text: redact(ie.Text, password)}
+			return &AuthError{Server: c.server, Code: string(ie.Code), Text: Redact(ie.Text, password)}
 		}
 		return c.wrap("login", err)
 	}
 	return nil
 }
 
-// redact removes the password from a server's text, should a server echo it.
-func redact(s, password string) string {
+// Redact removes the password from a server's text, should a server echo
+// it; every text from a server that may reach a person goes through it.
+func Redact(s, password string) string {
 	if password != "" {
 		s = strings.ReplaceAll(s, password, "***")
 	}

@@ -63,9 +63,9 @@ func Dial(ctx context.Context, acct config.Account, password string, pol *trust.
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && !se.Temporary() {
 			code := fmt.Sprintf("%d %d.%d.%d", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
-			return nil, &imapsync.AuthError{Server: srv.Addr(), Code: code, Text: se.Message}
+			return nil, &imapsync.AuthError{Server: srv.Addr(), Code: code, Text: imapsync.Redact(se.Message, password)}
 		}
-		return nil, fmt.Errorf("log in to %s: %w", srv.Addr(), err)
+		return nil, fmt.Errorf("log in to %s: %s", srv.Addr(), imapsync.Redact(err.Error(), password))
 	}
 	return cl, nil
 }
