@@ -16,7 +16,11 @@ DEPS_RUN  := gcc pkg-config libgl1-mesa-dev xorg-dev dbus dbus-x11 gnome-keyring
 # libraries it links to, and saslpasswd2, are installed.
 DEPS_CYRUS := sasl2-bin libsasl2-modules libsasl2-modules-db libclamav12 libical3 libicu72 libjansson4 \
 	libxapian30 libzephyr4 libpq5 libwrap0 libldap-2.5-0 libpcre3 libxml2 libsqlite3-0 libkrb5-3 libcom-err2
-DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl $(DEPS_CYRUS)
+# Courier-IMAP runs the same way (sync/servertest/couriertest), in a private
+# mount namespace: the libraries it links to, perl for its userdb tools, and
+# util-linux and mount for setpriv, nsenter and overlay mounts.
+DEPS_COURIER := libcourier-unicode4 libgamin0 libgdbm6 libidn12 libgnutls30 libltdl7 libpam0g perl util-linux mount
+DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool imagemagick $(DEPS_CYRUS) $(DEPS_COURIER)
 
 .PHONY: all build run test bench deps-run deps-test vet clean
 

@@ -168,11 +168,12 @@ const (
 	RoleSent  = "sent"
 )
 
-// Run relays until ctx ends (or, in Once mode, until every folder had one
-// pass). It returns nil after a clean stop; in Once mode, an error naming
-// what could not be done. Shutdown is ordered: folder syncs stop, uploads in
-// flight finish or are abandoned (nothing is marked done without the
-// platform's word), then the status file is written one last time.
+// Run relays until ctx ends (or, in Once mode, until the outbox was
+// handled and then every folder had one pass). It returns nil after a
+// clean stop; in Once mode, an error naming what could not be done.
+// Shutdown is ordered: folder syncs stop, uploads in flight finish or are
+// abandoned (nothing is marked done without the platform's word), then the
+// status file is written one last time.
 func (e *Engine) Run(ctx context.Context) error {
 	if err := e.spool.Clean(); err != nil {
 		return err
@@ -207,13 +208,20 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 
 	errs := make([]error, len(e.folders)+1)
+	if e.o.Once {
+		// The outbox goes first, so that the copies it files in Sent are
+		// relayed by this same pass and not left pending.
+		errs[len(e.folders)] = newOutbox(e).run(ctx)
+	}
 	var fw gosync.WaitGroup
 	for i, f := range e.folders {
 		fw.Add(1)
 		go func() { defer fw.Done(); errs[i] = f.run(ctx) }()
 	}
-	fw.Add(1)
-	go func() { defer fw.Done(); errs[len(e.folders)] = newOutbox(e).run(ctx) }()
+	if !e.o.Once {
+		fw.Add(1)
+		go func() { defer fw.Done(); errs[len(e.folders)] = newOutbox(e).run(ctx) }()
+	}
 	fw.Wait()
 	if e.o.Once {
 		e.heartbeat(ctx) // report where the pass left things; best effort

@@ -26,8 +26,24 @@ func (c *Conn) FindMessageID(folder, messageID string) (uid uint32, found bool, 
 }
 
 // Append stores msg in folder with the \Seen flag and returns its UID when
-// the server tells it (UIDPLUS, RFC 4315), else 0.
+// the server tells it (UIDPLUS, RFC 4315), else 0. It leaves the folder
+// that is open, if any, first.
 func (c *Conn) Append(folder string, msg []byte, date time.Time) (uint32, error) {
+	// Courier-IMAP refuses APPEND while a folder is open read-only ("NO
+	// Current box is selected READ-ONLY"), and FindMessageID leaves Sent
+	// open that way. UNSELECT (RFC 3691) where offered, else CLOSE: this
+	// connection only ever EXAMINEs, and CLOSE removes nothing from a
+	// folder opened by EXAMINE (RFC 3501 6.4.2).
+	if c.open {
+		leave := c.c.UnselectAndExpunge
+		if c.c.Caps().Has(imap.CapUnselect) {
+			leave = c.c.Unselect
+		}
+		if err := leave().Wait(); err != nil {
+			return 0, c.wrap("leave the open folder before appending", err)
+		}
+		c.open = false
+	}
 	cmd := c.c.Append(folder, int64(len(msg)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: date})
 	if _, err := cmd.Write(msg); err != nil {
 		cmd.Close()

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -62,6 +63,12 @@ type Conn struct {
 	server  string
 	changed chan struct{} // signalled (buffer one) when the server reports new messages
 	stop    func() bool
+	// exists counts the open folder's messages: EXAMINE's EXISTS, then the
+	// server's updates. imapclient's Mailbox() is not used for it: it is
+	// set only after Select's Wait returns (go-imap v2.0.0-beta.8), so
+	// right after EXAMINE it may still describe the previous folder.
+	exists atomic.Uint32 // unknownCount while EXAMINE runs
+	open   bool          // a folder is open (EXAMINE succeeded); owner's goroutine only
 }
 
 // Dial connects to the account's IMAP server with the account's security
@@ -72,10 +79,19 @@ func Dial(ctx context.Context, acct config.Account, password string, pol *trust.
 	conn := &Conn{server: srv.Addr(), changed: make(chan struct{}, 1)}
 	opts := &imapclient.Options{
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
-			// Runs on the reader goroutine: only signal.
+			// Runs on the reader goroutine: only record and signal.
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
 				if d.NumMessages != nil {
+					conn.exists.Store(*d.NumMessages)
 					conn.signal()
+				}
+			},
+			Expunge: func(uint32) {
+				for {
+					n := conn.exists.Load()
+					if n == 0 || n == unknownCount || conn.exists.CompareAndSwap(n, n-1) {
+						return
+					}
 				}
 			},
 		},

@@ -94,22 +94,35 @@ type Selected struct {
 // Examine opens name read-only (EXAMINE): nothing the connector does can
 // change a flag.
 func (c *Conn) Examine(name string) (Selected, error) {
+	// A failed EXAMINE leaves no folder open either (RFC 3501 6.3.1).
+	c.open = false
+	c.exists.Store(unknownCount)
 	d, err := c.c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return Selected{}, c.wrap(fmt.Sprintf("examine %q", name), err)
 	}
+	c.open = true
+	// Unless an EXISTS that came after EXAMINE's already told a newer count.
+	c.exists.CompareAndSwap(unknownCount, d.NumMessages)
 	if d.UIDValidity == 0 {
 		return Selected{}, fmt.Errorf("examine %q: the server gave no UIDVALIDITY", name)
 	}
 	return Selected{UIDValidity: d.UIDValidity, UIDNext: uint32(d.UIDNext), Messages: d.NumMessages}, nil
 }
 
+// unknownCount marks Conn.exists while EXAMINE runs.
+const unknownCount = ^uint32(0)
+
 // LastUID returns the UID of the folder's last message, 0 when empty.
 func (c *Conn) LastUID() (uint32, error) {
-	if mb := c.c.Mailbox(); mb != nil && mb.NumMessages == 0 {
+	n := c.exists.Load()
+	if n == 0 || n == unknownCount {
 		return 0, nil
 	}
-	msgs, err := c.c.Fetch(imap.SeqSetNum(0), &imap.FetchOptions{UID: true}).Collect() // 0 is "*"
+	// The last message by its number, not "*": imapclient matches a FETCH
+	// response to its command by number, and never matches one to "*"
+	// alone, so `FETCH * (UID)` always came back empty.
+	msgs, err := c.c.Fetch(imap.SeqSetNum(n), &imap.FetchOptions{UID: true}).Collect()
 	if err != nil {
 		return 0, c.wrap("fetch the last UID", err)
 	}
