@@ -347,13 +347,14 @@ func (s *Server) Close() error {
 		if s.stopCtx != nil {
 			s.stopCtx()
 		}
-		// Close the listeners ourselves too: a server whose Serve has not
-		// registered its listener yet would not close it.
+		// Closing the listeners ends Serve; only then close the servers
+		// (and their connections): Serve registers its listener with the
+		// server, and a Close racing with it is a data race in go-imap.
 		_ = s.imapLn.Close()
 		_ = s.smtpLn.Close()
+		s.wg.Wait()
 		_ = s.imapSrv.Close()
 		_ = s.smtpSrv.Close()
-		s.wg.Wait()
 		s.mu.Lock()
 		s.closeErr = s.serveErr
 		s.mu.Unlock()
