@@ -47,14 +47,21 @@ deps-test:
 	$(call install-missing,$(DEPS_TEST))
 	$(GO) mod download
 
-# The demo until the tray app lands. With no session bus (a bare server or
-# container), it gets a private one with a throw-away unlocked keyring.
+# The tray app (the terminal demo where there is no display). With no
+# session bus (a bare server or container), it gets a private one with a
+# throw-away unlocked keyring; the app's first window offers "Try the demo".
 run: deps-run build
-	@if [ -n "$$DBUS_SESSION_BUS_ADDRESS" ]; then \
-		$(BIN) demo; \
+	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		echo "No display here: starting the terminal demo instead of the tray app."; \
+		set -- demo; \
+	else \
+		set --; \
+	fi; \
+	if [ -n "$$DBUS_SESSION_BUS_ADDRESS" ]; then \
+		$(BIN) "$$@"; \
 	else \
 		export XDG_DATA_HOME=$$(mktemp -d); \
-		dbus-run-session -- sh -c 'echo demo | gnome-keyring-daemon --unlock --components=secrets >/dev/null && exec $(BIN) demo'; \
+		dbus-run-session -- sh -c 'echo demo | gnome-keyring-daemon --unlock --components=secrets >/dev/null && exec "$$0" "$$@"' $(BIN) "$$@"; \
 	fi
 
 vet:

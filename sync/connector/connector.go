@@ -198,6 +198,7 @@ type Runner struct {
 	log    *slog.Logger
 	close  func()
 	reload chan struct{}
+	level  *slog.LevelVar // the log's level, changed live by SetLogLevel
 
 	mu  gosync.Mutex
 	eng *engine.Engine
@@ -234,9 +235,9 @@ func Open(home config.Home, o Options) (*Runner, error) {
 	if o.LogTo != nil {
 		w = io.MultiWriter(o.LogTo, lf)
 	}
-	var level slog.Level
+	level := new(slog.LevelVar)
 	if level.UnmarshalText([]byte(cfg.LogLevel)) != nil {
-		level = slog.LevelInfo
+		level.Set(slog.LevelInfo)
 	}
 	store, err := state.Open(home.StatePath())
 	if err != nil {
@@ -245,7 +246,7 @@ func Open(home config.Home, o Options) (*Runner, error) {
 	}
 	ok = true
 	return &Runner{
-		home: home, o: o, kc: kc, store: store, reload: make(chan struct{}, 1),
+		home: home, o: o, kc: kc, store: store, reload: make(chan struct{}, 1), level: level,
 		log:   slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})),
 		close: func() { store.Close(); lf.Close(); unlock() },
 	}, nil

@@ -1,0 +1,182 @@
+package gui
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/inboxrelay/inboxrelay/sync/autoconfig"
+	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/connector"
+)
+
+// fakeBackend is a Backend whose status the test sets and whose commands
+// it records. Network commands answer from the test's functions.
+type fakeBackend struct {
+	mu       sync.Mutex
+	st       Status
+	paired   []connector.PairOptions
+	added    []config.Account
+	checked  []config.Account
+	password map[string]string
+	trusted  map[string]string
+	paused   []bool
+	syncs    int
+
+	check     func(acct config.Account) error
+	setPw     func(email, pw string) error
+	certErr   error
+	findErr   error
+	findReply autoconfig.Result
+}
+
+func newFake(st Status) *fakeBackend {
+	return &fakeBackend{st: st, password: map[string]string{}, trusted: map[string]string{}}
+}
+
+func (f *fakeBackend) set(st Status) { f.mu.Lock(); f.st = st; f.mu.Unlock() }
+
+func (f *fakeBackend) Status() Status { f.mu.Lock(); defer f.mu.Unlock(); return f.st }
+func (f *fakeBackend) SyncNow()       { f.mu.Lock(); f.syncs++; f.mu.Unlock() }
+func (f *fakeBackend) SetPaused(p bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paused = append(f.paused, p)
+	f.st.Engine.Paused = p
+}
+
+func (f *fakeBackend) Pair(ctx context.Context, o connector.PairOptions) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paired = append(f.paired, o)
+	if o.Code != "GOOD-CODE" {
+		return errors.New("the platform refused the pairing code")
+	}
+	f.st.Paired, f.st.PlatformURL = true, o.URL
+	return nil
+}
+
+func (f *fakeBackend) FindServers(ctx context.Context, email string) (autoconfig.Result, error) {
+	return f.findReply, f.findErr
+}
+
+func (f *fakeBackend) Check(ctx context.Context, acct config.Account, pw string, progress func([]Step)) (config.Account, error) {
+	f.mu.Lock()
+	f.checked = append(f.checked, acct)
+	check := f.check
+	f.mu.Unlock()
+	progress([]Step{{Title: "Reach the incoming mail server " + acct.IMAP.Addr(), State: StepRunning}})
+	var err error
+	if check != nil {
+		err = check(acct)
+	}
+	state := StepPassed
+	if err != nil {
+		state = StepFailed
+	}
+	progress([]Step{{Title: "Reach the incoming mail server " + acct.IMAP.Addr(), State: state, Detail: "Connected."}})
+	if acct.IMAP.Security == "" {
+		acct.IMAP.Security = config.SecurityTLS
+	}
+	if acct.SMTP.Security == "" {
+		acct.SMTP.Security = config.SecurityStartTLS
+	}
+	return acct, err
+}
+
+func (f *fakeBackend) AddAccount(ctx context.Context, acct config.Account, pw string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.added = append(f.added, acct)
+	f.password[acct.Email] = pw
+	f.st.Accounts = append(f.st.Accounts, acct)
+	return nil
+}
+
+func (f *fakeBackend) SetPassword(ctx context.Context, email, pw string) error {
+	if f.setPw != nil {
+		if err := f.setPw(email, pw); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.password[email] = pw
+	return nil
+}
+
+func (f *fakeBackend) CheckCertificate(ctx context.Context, email string) error { return f.certErr }
+func (f *fakeBackend) TrustCertificate(email, fp string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.trusted[email] = fp
+	return nil
+}
+func (f *fakeBackend) SetBackfillDays(days int) error { return nil }
+func (f *fakeBackend) SetLogLevel(level string) error { return nil }
+func (f *fakeBackend) LogDir() string                 { return "/tmp/logs" }
+
+// serial stands for the fyne goroutine in tests: fyne's test driver runs
+// fyne.Do on the caller's goroutine, so the UI's callbacks (Options.Do)
+// and the test's own widget calls all go through one lock.
+var serialMu sync.Mutex
+
+func serial(f func()) {
+	serialMu.Lock()
+	defer serialMu.Unlock()
+	f()
+}
+
+func tap(b *widget.Button) { serial(func() { test.Tap(b) }) }
+
+// with runs f while no command of the fake runs.
+func (f *fakeBackend) with(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn()
+}
+
+// fakeTray records what the UI shows in the tray.
+type fakeTray struct {
+	icons []string
+	menus []*fyne.Menu
+}
+
+func (t *fakeTray) SetIcon(r fyne.Resource) { t.icons = append(t.icons, r.Name()) }
+func (t *fakeTray) SetMenu(m *fyne.Menu)    { t.menus = append(t.menus, m) }
+
+func (t *fakeTray) labels() []string {
+	if len(t.menus) == 0 {
+		return nil
+	}
+	var l []string
+	for _, it := range t.menus[len(t.menus)-1].Items {
+		l = append(l, it.Label)
+	}
+	return l
+}
+
+// waitFor polls cond (run on the fyne goroutine) until it holds.
+func waitFor(t interface {
+	Helper()
+	Fatalf(string, ...any)
+}, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var ok bool
+		serial(func() { ok = cond() })
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

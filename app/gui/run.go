@@ -1,0 +1,168 @@
+package gui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/app"
+	"fyne.io/fyne/v2/driver/desktop"
+
+	"github.com/inboxrelay/inboxrelay/app/autostart"
+	"github.com/inboxrelay/inboxrelay/app/instance"
+	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/connector"
+)
+
+// AppID is the desktop app's identifier (notifications, preferences,
+// FyneApp.toml).
+const AppID = "com.inboxrelay.app"
+
+// IsGUI reports whether a command line asks for the desktop app: no
+// command at all, only --home DIR.
+func IsGUI(args []string) bool {
+	for len(args) > 0 {
+		switch {
+		case (args[0] == "--home" || args[0] == "-home") && len(args) > 1:
+			args = args[2:]
+		case strings.HasPrefix(args[0], "--home="):
+			args = args[1:]
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Main runs the desktop app for the command line args (see IsGUI) and
+// returns the process exit code. When the home is already in use by
+// another tray app, it brings that one's window forward and returns 0.
+// It returns when the user quits, after the engine stopped (at most 5 s).
+func Main(args []string, stderr io.Writer) int {
+	home, err := homeFromArgs(args)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if runtime.GOOS == "linux" && os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		fmt.Fprintln(stderr, "There is no graphical session here, so the desktop app cannot start; use `inboxrelay run` to relay from a terminal (see inboxrelay --help).")
+		return 2
+	}
+	r, err := connector.Open(home, connector.Options{})
+	if errors.Is(err, config.ErrRunning) {
+		if instance.Show(home.Dir) == nil {
+			fmt.Fprintln(stderr, "Inbox Relay is already running; its window was brought forward.")
+			return 0
+		}
+		fmt.Fprintln(stderr, "Inbox Relay already runs for this home from the command line (`inboxrelay run`); stop it, then start the app again.")
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	a := app.NewWithID(AppID)
+	a.SetIcon(appIcon())
+	backend := newRunnerBackend(r)
+	supervised := make(chan struct{})
+	go func() { defer close(supervised); backend.run(ctx) }()
+
+	var tray Tray
+	if d, ok := a.(desktop.App); ok && trayHostPresent() {
+		tray = desktopTray{d}
+	} else {
+		r.Log().Info("no system tray on this desktop; the window is the app")
+	}
+	var demo *demoSession
+	exe, _ := os.Executable()
+	opts := Options{
+		Autostart: autostart.Entry{ID: AppID, Name: "Inbox Relay", Exec: exe, Args: homeArgs(args)},
+		Metered:   meteredNow,
+		StartDemo: func(dctx context.Context) (Backend, error) {
+			d, err := startDemo(ctx)
+			if err != nil {
+				return nil, err
+			}
+			// The demo replaces the user's engine for this session, so the
+			// two never relay at once.
+			backend.stop()
+			demo = d
+			return d.backend, nil
+		},
+	}
+	ui := New(a, backend, tray, opts)
+	if err := instance.Listen(ctx, home.Dir, ui.ShowWindow); err != nil {
+		r.Log().Warn("a second launch cannot bring this window forward", "err", err)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if _, ok := <-sig; ok {
+			fyne.Do(a.Quit)
+		}
+	}()
+	defer signal.Stop(sig)
+	ui.Start(ctx)
+	r.Log().Info("Inbox Relay app started", "home", home.Dir, "tray", tray != nil)
+	a.Run()
+
+	// Quit: stop the engines; every checkpoint is already durable, so
+	// giving up after 5 s loses nothing.
+	cancel()
+	stopped := make(chan struct{})
+	go func() {
+		<-supervised
+		if demo != nil {
+			demo.close()
+		}
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		r.Log().Warn("the engine did not stop within 5 s; exiting anyway")
+	}
+	r.Log().Info("Inbox Relay app stopped")
+	r.Close()
+	return 0
+}
+
+func homeArgs(args []string) []string {
+	if len(args) == 0 {
+		return nil
+	}
+	return args
+}
+
+func homeFromArgs(args []string) (config.Home, error) {
+	dir := ""
+	for i := 0; i < len(args); i++ {
+		switch {
+		case args[i] == "--home" || args[i] == "-home":
+			dir = args[i+1]
+			i++
+		case strings.HasPrefix(args[i], "--home="):
+			dir = strings.TrimPrefix(args[i], "--home=")
+		}
+	}
+	if dir != "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return config.Home{}, err
+		}
+		return config.OpenHome(abs)
+	}
+	return config.DefaultHome()
+}

@@ -1,0 +1,200 @@
+package gui
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/theme"
+)
+
+// Options configure the UI.
+type Options struct {
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+	// Quit ends the app; nil: the fyne app's Quit.
+	Quit func()
+	// StartDemo, when set, is offered on first run as "Try the demo": it
+	// returns the backend of a demo home to switch to.
+	StartDemo func(ctx context.Context) (Backend, error)
+	// Autostart turns "start at login" on and off; nil hides the setting.
+	Autostart Autostart
+	// Metered, when set, reports whether the network connection is metered
+	// (ok false: the OS does not say); nil hides the setting.
+	Metered func() (metered, ok bool)
+	// PollEvery is how often the status is read; 0: 1 s.
+	PollEvery time.Duration
+	// Do runs f on the fyne goroutine, without waiting; nil: fyne.Do.
+	// Tests pass one that serializes with their own calls, since fyne's
+	// test driver runs fyne.Do on the caller's goroutine.
+	Do func(f func())
+}
+
+// Autostart turns starting at login on and off.
+type Autostart interface {
+	Enabled() bool
+	SetEnabled(on bool) error
+}
+
+// UI is the tray app's user interface: the tray, the main window (setup
+// or status) and the settings window. Create it with New and call Start;
+// every method runs on the fyne goroutine unless its comment says
+// otherwise.
+type UI struct {
+	app     fyne.App
+	backend atomic.Pointer[backendBox]
+	o       Options
+	win     fyne.Window
+	hasTray bool
+	tray    trayPresenter
+	notes   *notifier
+	poke    chan struct{}
+
+	mode     string // "", "setup" or "status"
+	last     Status
+	shown    string // the render key of the status view shown
+	settings fyne.Window
+	setup    *setupView
+}
+
+type backendBox struct{ Backend }
+
+// New builds the UI on app (a real or a test app). tray is nil when the
+// desktop has no tray: the window is then the app's only face.
+func New(app fyne.App, b Backend, tray Tray, o Options) *UI {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.PollEvery <= 0 {
+		o.PollEvery = time.Second
+	}
+	if o.Do == nil {
+		o.Do = fyne.Do
+	}
+	u := &UI{app: app, o: o, hasTray: tray != nil, poke: make(chan struct{}, 1)}
+	u.backend.Store(&backendBox{b})
+	u.notes = newNotifier(app.SendNotification)
+	u.win = app.NewWindow("Inbox Relay")
+	u.win.SetIcon(appIcon())
+	u.win.Resize(fyne.NewSize(640, 600))
+	u.win.SetCloseIntercept(u.win.Hide)
+	u.tray = trayPresenter{tray: tray, dark: app.Settings().ThemeVariant() == theme.VariantDark, act: trayActions{
+		openWindow:   u.showWindow,
+		openSettings: u.ShowSettings,
+		syncNow:      func() { go u.b().SyncNow(); u.Refresh() },
+		togglePause:  u.togglePause,
+		quit:         u.quit,
+	}}
+	return u
+}
+
+func (u *UI) b() Backend { return u.backend.Load().Backend }
+
+// do runs f on the fyne goroutine; call it from other goroutines only.
+func (u *UI) do(f func()) { u.o.Do(f) }
+
+// doWait runs f on the fyne goroutine and waits for it; call it from
+// other goroutines only.
+func (u *UI) doWait(f func()) {
+	done := make(chan struct{})
+	u.o.Do(func() { f(); close(done) })
+	<-done
+}
+
+// Window is the main window.
+func (u *UI) Window() fyne.Window { return u.win }
+
+// Start shows the first status (synchronously, so the tray menu is never
+// empty), opens the window when setup is needed or there is no tray, and
+// keeps everything up to date until ctx ends. Call it once, on the fyne
+// goroutine (or before the app runs).
+func (u *UI) Start(ctx context.Context) {
+	u.apply(u.b().Status())
+	if u.mode != "status" || !u.hasTray {
+		u.win.Show()
+	}
+	go u.poll(ctx)
+}
+
+// Refresh makes the UI read the status now rather than at the next tick.
+// Safe from any goroutine.
+func (u *UI) Refresh() {
+	select {
+	case u.poke <- struct{}{}:
+	default:
+	}
+}
+
+func (u *UI) poll(ctx context.Context) {
+	t := time.NewTicker(u.o.PollEvery)
+	defer t.Stop()
+	var meteredAt time.Time
+	meteredPaused := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-u.poke:
+		}
+		if u.o.Metered != nil && time.Since(meteredAt) > 30*time.Second {
+			meteredAt = time.Now()
+			m, ok := u.o.Metered()
+			should := ok && m && u.app.Preferences().Bool(prefPauseMetered)
+			if should != meteredPaused {
+				// Only undo a pause this made: a pause of the user's stays.
+				meteredPaused = should
+				u.b().SetPaused(should)
+			}
+		}
+		st := u.b().Status()
+		u.do(func() { u.apply(st) })
+	}
+}
+
+// apply shows a status everywhere: tray, notifications, window.
+func (u *UI) apply(st Status) {
+	now := u.o.Now()
+	u.last = st
+	u.tray.update(st, now)
+	u.notes.observe(st, now)
+	switch {
+	case u.mode == "setup":
+		// The wizard keeps its page until it is done or cancelled.
+	case !st.Paired || len(st.Accounts) == 0:
+		u.showSetup(false)
+	default:
+		u.showStatus(st, now)
+	}
+}
+
+// ShowWindow brings the main window forward. Safe from any goroutine.
+func (u *UI) ShowWindow() { u.do(u.showWindow) }
+
+func (u *UI) showWindow() {
+	u.win.Show()
+	u.win.RequestFocus()
+}
+
+func (u *UI) togglePause() {
+	paused := !u.last.Engine.Paused
+	go func() { u.b().SetPaused(paused); u.Refresh() }()
+}
+
+func (u *UI) quit() {
+	if u.o.Quit != nil {
+		u.o.Quit()
+		return
+	}
+	u.app.Quit()
+}
+
+// SetBackend switches to another backend (the demo's) and shows it.
+func (u *UI) SetBackend(b Backend) {
+	u.backend.Store(&backendBox{b})
+	u.mode = ""
+	u.shown = ""
+	u.notes = newNotifier(u.app.SendNotification)
+	u.apply(b.Status())
+}
