@@ -409,9 +409,9 @@ func (f *folderSync) relayGroup(ctx context.Context, conn *imapsync.Conn, fs *st
 		select {
 		case f.e.jobs <- j:
 		case <-ctx.Done():
+			t.wg.Done() // jobs[i] was counted, never handed over; the rest were not counted
 			for _, rest := range jobs[i:] {
 				rest.body.Remove()
-				t.wg.Done()
 			}
 			return ctx.Err()
 		}

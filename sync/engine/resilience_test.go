@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"io"
 	"net"
 	"strconv"
@@ -157,4 +158,41 @@ func TestStartTLSAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.checkStored(map[string][]byte{keyOf(msg): msg}, map[string]string{keyOf(msg): "inbox"})
+}
+
+// TestStopMidBatch stops the engine while a batch is still being handed to
+// the upload workers (all of them busy retrying a 503): it must stop
+// cleanly, and the next run relays everything.
+func TestStopMidBatch(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	for i := 0; i < 30; i++ {
+		r.appendMsg("INBOX", i, 1000, time.Now())
+	}
+	r.platform.FailNext(1_000_000, 503, 0)
+	e := r.engine(false)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for r.platform.Uploads() < 8 { // every worker is retrying; the folder waits to hand over more
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d uploads tried", r.platform.Uploads())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the engine did not stop")
+	}
+	e.o.Store.Close()
+	r.platform.FailNext(0, 503, 0)
+	if err := r.syncOnce(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStored(30, time.Second)
 }
