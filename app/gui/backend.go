@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/inboxrelay/inboxrelay/sync/autoconfig"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
+	"github.com/inboxrelay/inboxrelay/sync/doctor"
 	"github.com/inboxrelay/inboxrelay/sync/engine"
-	"github.com/inboxrelay/inboxrelay/sync/imapsync"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -24,8 +27,13 @@ import (
 // fyne goroutine.
 type Backend interface {
 	// Status returns where everything stands now. It may read the state
-	// database: call it about once a second, not in a tight loop.
+	// database: call it after a signal of Subscribe, not in a tight loop.
 	Status() Status
+	// Subscribe returns a channel signalled (buffer of one, never closed)
+	// whenever Status may have changed, and a function that ends the
+	// subscription (safe to call more than once). Signals pending together
+	// merge: read Status after each receive.
+	Subscribe() (<-chan struct{}, func())
 	// SyncNow asks every folder to look for new mail now.
 	SyncNow()
 	// SetPaused pauses or resumes relaying.
@@ -83,6 +91,7 @@ const (
 	StepPassed
 	StepFailed
 	StepSkipped
+	StepWarned // passed, with something IT should look at
 )
 
 // Step is one check of "Test connection", in words a person reads.
@@ -105,11 +114,12 @@ type runnerBackend struct {
 	running bool
 	stopped error
 	device  string
+	subs    map[chan struct{}]struct{} // Subscribe's channels
 }
 
 func newRunnerBackend(r *connector.Runner) *runnerBackend {
 	host, _ := os.Hostname()
-	return &runnerBackend{r: r, kick: make(chan struct{}, 1), halt: make(chan struct{}), device: host}
+	return &runnerBackend{r: r, kick: make(chan struct{}, 1), halt: make(chan struct{}), device: host, subs: map[chan struct{}]struct{}{}}
 }
 
 // stop ends run (and the engine) for good. Safe to call more than once.
@@ -128,13 +138,9 @@ func (b *runnerBackend) run(ctx context.Context) {
 		}
 	}()
 	for ctx.Err() == nil {
-		b.mu.Lock()
-		b.running, b.stopped = true, nil
-		b.mu.Unlock()
+		b.setRunning(true, nil)
 		err := b.r.Run(ctx)
-		b.mu.Lock()
-		b.running, b.stopped = false, err
-		b.mu.Unlock()
+		b.setRunning(false, err)
 		if ctx.Err() != nil {
 			return
 		}
@@ -150,7 +156,63 @@ func (b *runnerBackend) run(ctx context.Context) {
 	}
 }
 
+func (b *runnerBackend) setRunning(running bool, stopped error) {
+	b.mu.Lock()
+	b.running, b.stopped = running, stopped
+	b.mu.Unlock()
+	b.changed()
+}
+
+// Subscribe hears the runner's signals (the engine's, across rebuilds)
+// and the backend's own: the engine started or stopped, settings changed.
+func (b *runnerBackend) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	b.mu.Lock()
+	b.subs[ch] = struct{}{}
+	b.mu.Unlock()
+	rch, unsubscribe := b.r.Subscribe()
+	quit := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-rch:
+				poke(ch)
+			case <-quit:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			unsubscribe()
+			close(quit)
+			b.mu.Lock()
+			delete(b.subs, ch)
+			b.mu.Unlock()
+		})
+	}
+}
+
+// changed signals every subscriber.
+func (b *runnerBackend) changed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ch := range b.subs {
+		poke(ch)
+	}
+}
+
+// poke leaves a signal in ch unless one is pending already.
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
 func (b *runnerBackend) restart() {
+	defer b.changed()
 	select {
 	case b.kick <- struct{}{}:
 	default:
@@ -218,7 +280,7 @@ func (b *runnerBackend) FindServers(ctx context.Context, email string) (autoconf
 }
 
 func (b *runnerBackend) Check(ctx context.Context, acct config.Account, password string, progress func([]Step)) (config.Account, error) {
-	checked, err := checkAccount(ctx, acct, password, progress, connector.CheckAccount)
+	checked, err := checkAccount(ctx, acct, password, progress, doctor.Run)
 	if err != nil {
 		b.r.Log().Info("connection test failed", "account", acct.Email, "err", err)
 	} else {
@@ -227,80 +289,196 @@ func (b *runnerBackend) Check(ctx context.Context, acct config.Account, password
 	return checked, err
 }
 
-// checkFunc is connector.CheckAccount's shape.
-type checkFunc func(context.Context, config.Account, string) (connector.Check, error)
+// doctorFunc is doctor.Run's shape.
+type doctorFunc func(context.Context, doctor.Options) *doctor.Report
 
-// checkAccount runs the steps of "Test connection": reach each server
-// (which also tells TLS from STARTTLS when the security is left
-// automatic), then log in to both and find the folders. The connection
-// doctor (sync/doctor) can replace the login steps once it lands.
-func checkAccount(ctx context.Context, acct config.Account, password string, progress func([]Step), check checkFunc) (config.Account, error) {
-	steps := []Step{
-		{Title: "Reach the incoming mail server " + acct.IMAP.Addr()},
-		{Title: "Reach the outgoing mail server " + acct.SMTP.Addr()},
-		{Title: "Log in to incoming mail and find Inbox and Sent"},
-		{Title: "Log in to outgoing mail"},
-	}
-	report := func(i int, s StepState, detail string) {
-		steps[i].State, steps[i].Detail = s, detail
-		if progress != nil {
-			progress(append([]Step(nil), steps...))
-		}
-	}
-	skipRest := func(from int) {
-		for i := from; i < len(steps); i++ {
-			steps[i].State = StepSkipped
-		}
-	}
-	for i, srv := range []*config.Server{&acct.IMAP, &acct.SMTP} {
-		report(i, StepRunning, "")
-		sec, err := autoconfig.Probe(ctx, srv.Addr(), 0)
-		if err != nil {
-			skipRest(i + 1)
-			report(i, StepFailed, "Cannot reach "+srv.Addr()+"; check the server name and port, and that this computer is online.")
-			return acct, fmt.Errorf("cannot reach %s: %w", srv.Addr(), err)
-		}
-		if srv.Security == "" {
-			srv.Security = sec
-		}
-		how := "encrypted from the start (TLS)"
-		if srv.Security == config.SecurityStartTLS {
-			how = "encrypted with STARTTLS"
-		}
-		report(i, StepPassed, "Connected; the connection will be "+how+".")
-	}
-	report(2, StepRunning, "")
-	report(3, StepRunning, "")
-	chk, err := check(ctx, acct, password)
-	if err == nil {
-		report(2, StepPassed, fmt.Sprintf("Logged in; Sent is %q.", chk.Sent.Name))
-		report(3, StepPassed, "Logged in.")
-		return acct, nil
-	}
-	failed := 2
-	if strings.HasPrefix(err.Error(), "SMTP:") {
-		report(2, StepPassed, "Logged in.")
-		failed = 3
-	} else {
-		skipRest(3)
-	}
-	report(failed, StepFailed, checkWords(err))
-	return acct, err
+// checkSteps are the doctor's steps for an account, in the order it runs
+// them: "Test connection" lists them all from the start, pending.
+var checkSteps = []struct{ target, id string }{
+	{doctor.TargetIMAP, doctor.StepDNS}, {doctor.TargetIMAP, doctor.StepTCP}, {doctor.TargetIMAP, doctor.StepTLS},
+	{doctor.TargetIMAP, doctor.StepGreeting}, {doctor.TargetIMAP, doctor.StepLogin}, {doctor.TargetIMAP, doctor.StepFolders},
+	{doctor.TargetSMTP, doctor.StepDNS}, {doctor.TargetSMTP, doctor.StepTCP}, {doctor.TargetSMTP, doctor.StepTLS},
+	{doctor.TargetSMTP, doctor.StepGreeting}, {doctor.TargetSMTP, doctor.StepLogin},
 }
 
-// checkWords says in one sentence what a failed check means and what to do.
-func checkWords(err error) string {
-	var ue *trust.UntrustedError
-	var ne *imapsync.NetError
-	switch {
-	case errors.As(err, &ue):
-		return "The server's certificate is not vouched for by any authority; compare its fingerprint with your IT team's before trusting it."
-	case errors.Is(err, imapsync.ErrAuth):
-		return "The server refused this address and password; check them and try again."
-	case errors.As(err, &ne):
-		return "The server could not be reached; check the server name and port, and that this computer is online."
+// checkAccount runs "Test connection": the connection doctor on both
+// servers (the platform is paired before, so not checked), each step
+// shown live through progress. A security left automatic is found out
+// first (autoconfig.Probe) and returned filled in. A failed step is the
+// error; an untrusted certificate is a *trust.UntrustedError, so that
+// setup can show its fingerprint and ask.
+func checkAccount(ctx context.Context, acct config.Account, password string, progress func([]Step), run doctorFunc) (config.Account, error) {
+	steps := make([]Step, len(checkSteps))
+	at := map[string]int{}
+	for i, s := range checkSteps {
+		steps[i] = Step{Title: stepTitle(s.target, s.id, "")}
+		at[s.target+"/"+s.id] = i
 	}
-	return "The check failed: " + strings.TrimPrefix(strings.TrimPrefix(err.Error(), "IMAP: "), "SMTP: ")
+	report := func() {
+		if progress != nil {
+			progress(slices.Clone(steps))
+		}
+	}
+	report()
+
+	// The doctor checks the security it is given: find out the automatic
+	// one from what the server says first. Both at once: a TLS server
+	// makes the probe wait for a greeting that never comes (2 s).
+	var wg sync.WaitGroup
+	for _, srv := range []*config.Server{&acct.IMAP, &acct.SMTP} {
+		if srv.Security != "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sec, err := autoconfig.Probe(ctx, srv.Addr(), 0)
+			if err != nil {
+				// Unreachable: the doctor's own steps say why, with the
+				// security the port usually has.
+				sec = config.SecurityTLS
+				if srv.Port == 143 || srv.Port == 587 || srv.Port == 25 {
+					sec = config.SecurityStartTLS
+				}
+			}
+			srv.Security = sec
+		}()
+	}
+	wg.Wait()
+
+	rep := run(ctx, doctor.Options{Account: acct, Password: password, Progress: func(ds doctor.Step) {
+		k := ds.Target + "/" + ds.ID
+		i, ok := at[k]
+		if !ok { // a step this list does not know yet: shown all the same
+			i = len(steps)
+			at[k] = i
+			steps = append(steps, Step{})
+		}
+		steps[i] = guiStep(ds)
+		report()
+	}})
+	failed, ok := rep.Failed()
+	if !ok {
+		return acct, nil
+	}
+	srv := acct.IMAP
+	if failed.Target == doctor.TargetSMTP {
+		srv = acct.SMTP
+	}
+	fp := failed.Fact("sha256 fingerprint")
+	if failed.ID == doctor.StepTLS && fp != "" && !slices.Contains(acct.TrustFingerprints, fp) &&
+		(failed.Cause == doctor.CauseTLSUntrusted || failed.Cause == doctor.CauseTLSNameMismatch) {
+		return acct, fmt.Errorf("%s: %w", targetName(failed.Target), &trust.UntrustedError{
+			Host: srv.Host, Fingerprint: fp, Reason: errors.New(failed.Summary)})
+	}
+	return acct, fmt.Errorf("%s: %s", stepTitle(failed.Target, failed.ID, failed.Title), failed.Summary)
+}
+
+func targetName(target string) string {
+	switch target {
+	case doctor.TargetIMAP:
+		return "Incoming mail"
+	case doctor.TargetSMTP:
+		return "Outgoing mail"
+	}
+	return "Platform"
+}
+
+// stepNames are the doctor's steps as a person reads them.
+var stepNames = map[string]string{
+	doctor.StepDNS: "Server name", doctor.StepTCP: "Connection", doctor.StepTLS: "TLS",
+	doctor.StepGreeting: "Greeting", doctor.StepLogin: "Login", doctor.StepFolders: "Inbox and Sent",
+}
+
+// stepTitle names a doctor step as a person reads it: "Incoming mail: TLS";
+// title is the doctor's, for a step stepNames does not know.
+func stepTitle(target, id, title string) string {
+	if n, ok := stepNames[id]; ok {
+		title = n
+	}
+	return targetName(target) + ": " + title
+}
+
+// guiStep turns a doctor step into a row of "Test connection".
+func guiStep(ds doctor.Step) Step {
+	st := Step{Title: stepTitle(ds.Target, ds.ID, ds.Title)}
+	switch ds.Status {
+	case doctor.Running:
+		st.State = StepRunning
+	case doctor.OK:
+		st.State, st.Detail = StepPassed, sentence(ds.Summary)
+	case doctor.Warn:
+		st.State, st.Detail = StepWarned, sentence(stepSummary(ds))+" "+stepAdvice(ds)
+	case doctor.Fail:
+		st.State, st.Detail = StepFailed, sentence(stepSummary(ds))+" "+stepAdvice(ds)
+	default:
+		st.State = StepSkipped
+	}
+	return st
+}
+
+// sentence starts s with a capital (unless it starts with a name such as
+// a host or an address) and ends it with a full stop.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	first, _, _ := strings.Cut(s, " ")
+	if !strings.ContainsAny(first, ".:@0123456789") {
+		r, n := utf8.DecodeRuneInString(s)
+		s = string(unicode.ToUpper(r)) + s[n:]
+	}
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
+}
+
+// stepSummary is the doctor's summary without the command line's flags.
+func stepSummary(ds doctor.Step) string {
+	return strings.ReplaceAll(ds.Summary, " (--min-tls)", "")
+}
+
+// stepAdvice says what to do, in the words of the setup window: the
+// doctor's advice names the command line's flags where setup has fields
+// and questions of its own.
+func stepAdvice(ds doctor.Step) string {
+	port := "993"
+	if ds.Target == doctor.TargetSMTP {
+		port = "465"
+	}
+	var a string
+	switch ds.Cause {
+	case doctor.CauseTLSUntrusted:
+		if ds.Fact("sha256 fingerprint") != "" {
+			a = "Compare its fingerprint with the one your IT team gives you before you trust it in the question that follows."
+		}
+	case doctor.CauseTLSNameMismatch:
+		a = "Enter the server name the certificate carries, or trust this certificate once your IT team confirms its fingerprint."
+	case doctor.CauseTLSOldVersion:
+		a = "Ask IT to enable TLS 1.2 or newer on the server: older versions have known weaknesses."
+	case doctor.CauseTLSNotTLS:
+		a = "This is probably a STARTTLS port: choose STARTTLS for this server, or use SSL/TLS on port " + port + "."
+	case doctor.CauseStartTLSMissing:
+		a = "Choose SSL/TLS on port " + port + " instead; if the server should offer STARTTLS, a device on your network may be removing it: tell IT."
+	case doctor.CauseStartTLSRefused:
+		a = "Choose SSL/TLS on port " + port + " instead, or ask IT why STARTTLS fails."
+	case doctor.CauseLoginCredentials:
+		a = "Check the password, and the login name if it is not the e-mail address, then test again."
+	case doctor.CauseLoginExpired, doctor.CauseLoginAppBlocked:
+		a = strings.ReplaceAll(ds.Advice, "add the account again", "test again")
+	case doctor.CauseNoSent:
+		a = "Create a folder named Sent (or ask IT to mark the sent-mail folder as \\Sent on the server), then test again."
+	}
+	if a == "" {
+		a = ds.Advice
+	}
+	if strings.Contains(a, "--") || strings.Contains(a, "inboxrelay ") {
+		// A sentence for the command line this list does not know yet.
+		a = "Show this step to your IT team; it names the server setting to fix."
+	}
+	return a
 }
 
 func (b *runnerBackend) AddAccount(ctx context.Context, acct config.Account, password string) error {
@@ -328,8 +506,14 @@ func (b *runnerBackend) TrustCertificate(email, fp string) error {
 	return b.r.TrustCertificate(email, fp)
 }
 
-func (b *runnerBackend) SetBackfillDays(days int) error { return b.r.SetBackfillDays(days) }
+func (b *runnerBackend) SetBackfillDays(days int) error {
+	defer b.changed()
+	return b.r.SetBackfillDays(days)
+}
 
-func (b *runnerBackend) SetLogLevel(level string) error { return b.r.SetLogLevel(level) }
+func (b *runnerBackend) SetLogLevel(level string) error {
+	defer b.changed()
+	return b.r.SetLogLevel(level)
+}
 
 func (b *runnerBackend) LogDir() string { return b.r.Home().LogDir() }

@@ -3,6 +3,7 @@ package gui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -27,8 +28,11 @@ type fakeBackend struct {
 	trusted  map[string]string
 	paused   []bool
 	syncs    int
+	reads    int                        // calls of Status
+	subs     map[chan struct{}]struct{} // Subscribe's channels
 
 	check     func(acct config.Account) error
+	checkWith func(ctx context.Context, acct config.Account, pw string, progress func([]Step)) (config.Account, error)
 	setPw     func(email, pw string) error
 	certErr   error
 	findErr   error
@@ -36,13 +40,29 @@ type fakeBackend struct {
 }
 
 func newFake(st Status) *fakeBackend {
-	return &fakeBackend{st: st, password: map[string]string{}, trusted: map[string]string{}}
+	return &fakeBackend{st: st, password: map[string]string{}, trusted: map[string]string{}, subs: map[chan struct{}]struct{}{}}
 }
 
-func (f *fakeBackend) set(st Status) { f.mu.Lock(); f.st = st; f.mu.Unlock() }
+// set changes the status and signals the subscribers, as an engine does.
+func (f *fakeBackend) set(st Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st = st
+	for ch := range f.subs {
+		poke(ch)
+	}
+}
 
-func (f *fakeBackend) Status() Status { f.mu.Lock(); defer f.mu.Unlock(); return f.st }
-func (f *fakeBackend) SyncNow()       { f.mu.Lock(); f.syncs++; f.mu.Unlock() }
+func (f *fakeBackend) Status() Status { f.mu.Lock(); defer f.mu.Unlock(); f.reads++; return f.st }
+
+func (f *fakeBackend) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	f.mu.Lock()
+	f.subs[ch] = struct{}{}
+	f.mu.Unlock()
+	return ch, func() { f.mu.Lock(); delete(f.subs, ch); f.mu.Unlock() }
+}
+func (f *fakeBackend) SyncNow() { f.mu.Lock(); f.syncs++; f.mu.Unlock() }
 func (f *fakeBackend) SetPaused(p bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -68,9 +88,12 @@ func (f *fakeBackend) FindServers(ctx context.Context, email string) (autoconfig
 func (f *fakeBackend) Check(ctx context.Context, acct config.Account, pw string, progress func([]Step)) (config.Account, error) {
 	f.mu.Lock()
 	f.checked = append(f.checked, acct)
-	check := f.check
+	check, checkWith := f.check, f.checkWith
 	f.mu.Unlock()
-	progress([]Step{{Title: "Reach the incoming mail server " + acct.IMAP.Addr(), State: StepRunning}})
+	if checkWith != nil {
+		return checkWith(ctx, acct, pw, progress)
+	}
+	progress([]Step{{Title: "Incoming mail: Connection", State: StepRunning}})
 	var err error
 	if check != nil {
 		err = check(acct)
@@ -79,7 +102,7 @@ func (f *fakeBackend) Check(ctx context.Context, acct config.Account, pw string,
 	if err != nil {
 		state = StepFailed
 	}
-	progress([]Step{{Title: "Reach the incoming mail server " + acct.IMAP.Addr(), State: state, Detail: "Connected."}})
+	progress([]Step{{Title: "Incoming mail: Connection", State: state, Detail: "Port " + fmt.Sprint(acct.IMAP.Port) + " answers."}})
 	if acct.IMAP.Security == "" {
 		acct.IMAP.Security = config.SecurityTLS
 	}

@@ -462,17 +462,26 @@ func stepRow(st Step) fyne.CanvasObject {
 		icon = theme.NewErrorThemedResource(theme.CancelIcon())
 	case StepSkipped:
 		icon = theme.NewDisabledResource(theme.ContentRemoveIcon())
+	case StepWarned:
+		icon = theme.NewWarningThemedResource(theme.WarningIcon())
 	}
 	title := widget.NewLabel(st.Title)
 	if st.State == StepSkipped {
 		title.Importance = widget.LowImportance
 	}
 	box := container.NewVBox(title)
-	if st.Detail != "" {
+	if st.State == StepPassed && st.Detail != "" {
+		// One line per passed step keeps the list short enough to read.
+		title.SetText(st.Title + " — " + st.Detail)
+		title.Wrapping = fyne.TextWrapWord
+	} else if st.Detail != "" {
 		d := wrapped(st.Detail)
 		d.Importance = widget.LowImportance
-		if st.State == StepFailed {
+		switch st.State {
+		case StepFailed:
 			d.Importance = widget.DangerImportance
+		case StepWarned:
+			d.Importance = widget.WarningImportance
 		}
 		box.Add(d)
 	}

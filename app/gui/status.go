@@ -24,7 +24,7 @@ func statusKey(st Status, now time.Time, hasTray bool) string {
 	var b strings.Builder
 	fmt.Fprintln(&b, headline(st), platformLine(st), st.DeviceName, st.Engine.Paused, trayState(st), hasTray)
 	for _, a := range accounts(st) {
-		fmt.Fprintln(&b, a.Email, a.State, ago(a.LastSync, now), a.Relayed, a.RelayedToday, a.Backlog, a.Rejected, a.LastError, len(a.Rejections))
+		fmt.Fprintln(&b, a.Email, a.State, ago(a.LastSync, now), a.Relayed, a.RelayedToday, a.Backlog, a.Rejected, a.LastError, len(a.Rejections), outboxLine(a.Outbox))
 		for _, r := range a.Rejections {
 			fmt.Fprintln(&b, r.Folder, r.UID, r.Reason)
 		}
@@ -113,6 +113,11 @@ func (u *UI) accountCard(a engine.AccountStatus, now time.Time) fyne.CanvasObjec
 		widget.NewFormItem("Relayed", widget.NewLabel(fmt.Sprintf("%d today · %d in total", a.RelayedToday, a.Relayed))),
 		widget.NewFormItem("Waiting", widget.NewLabel(waiting)),
 	)
+	if line := outboxLine(a.Outbox); line != "" {
+		l := widget.NewLabel(line)
+		l.Wrapping = fyne.TextWrapWord
+		form.Append("Sending", l)
+	}
 	if a.Rejected > 0 {
 		form.Append("Rejected", widget.NewLabel(plural(a.Rejected, "message")+" refused by the platform"))
 	}

@@ -23,7 +23,8 @@ type Options struct {
 	// Metered, when set, reports whether the network connection is metered
 	// (ok false: the OS does not say); nil hides the setting.
 	Metered func() (metered, ok bool)
-	// PollEvery is how often the status is read; 0: 1 s.
+	// PollEvery is how often the status is read when nothing signalled a
+	// change, to keep relative times ("2 min ago") current; 0: 20 s.
 	PollEvery time.Duration
 	// Do runs f on the fyne goroutine, without waiting; nil: fyne.Do.
 	// Tests pass one that serializes with their own calls, since fyne's
@@ -67,7 +68,7 @@ func New(app fyne.App, b Backend, tray Tray, o Options) *UI {
 		o.Now = time.Now
 	}
 	if o.PollEvery <= 0 {
-		o.PollEvery = time.Second
+		o.PollEvery = 20 * time.Second
 	}
 	if o.Do == nil {
 		o.Do = fyne.Do
@@ -110,11 +111,14 @@ func (u *UI) Window() fyne.Window { return u.win }
 // keeps everything up to date until ctx ends. Call it once, on the fyne
 // goroutine (or before the app runs).
 func (u *UI) Start(ctx context.Context) {
-	u.apply(u.b().Status())
+	// Subscribed before the first read, so no change falls in between.
+	box := u.backend.Load()
+	changes, unsubscribe := box.Subscribe()
+	u.apply(box.Status())
 	if u.mode != "status" || !u.hasTray {
 		u.win.Show()
 	}
-	go u.poll(ctx)
+	go u.poll(ctx, box, changes, unsubscribe)
 }
 
 // Refresh makes the UI read the status now rather than at the next tick.
@@ -126,18 +130,43 @@ func (u *UI) Refresh() {
 	}
 }
 
-func (u *UI) poll(ctx context.Context) {
+// redrawGap is the least time between two reads of the status: a burst
+// of change signals makes at most four redraws a second.
+const redrawGap = 250 * time.Millisecond
+
+// poll reads the status and shows it on every change signal of the
+// backend subscribed to (coalesced: see redrawGap), on Refresh, and every
+// PollEvery. After SetBackend it subscribes to the new backend.
+func (u *UI) poll(ctx context.Context, box *backendBox, changes <-chan struct{}, unsubscribe func()) {
 	t := time.NewTicker(u.o.PollEvery)
 	defer t.Stop()
-	var meteredAt time.Time
+	var meteredAt, readAt time.Time
 	meteredPaused := false
+	defer func() { unsubscribe() }()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-u.poke:
+		if b := u.backend.Load(); b != box {
+			// SetBackend: subscribe, then read at once, so that no change
+			// of the new backend falls in between.
+			unsubscribe()
+			box = b
+			changes, unsubscribe = b.Subscribe()
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-u.poke:
+			case <-changes:
+			}
 		}
+		if wait := redrawGap - time.Since(readAt); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		readAt = time.Now()
 		if u.o.Metered != nil && time.Since(meteredAt) > 30*time.Second {
 			meteredAt = time.Now()
 			m, ok := u.o.Metered()

@@ -208,7 +208,7 @@ func TestSetupPairsThenAddsAMailbox(t *testing.T) {
 	}
 	tap(button(t, w, "Test connection"))
 	waitFor(t, "the test to pass", func() bool { return !add.Disabled() })
-	if !hasText(w, "Reach the incoming mail server imap.acme.com:993") {
+	if !hasText(w, "Incoming mail: Connection") || !hasText(w, "Port 993 answers.") {
 		t.Fatal("the steps of the test are not shown")
 	}
 
@@ -294,6 +294,7 @@ func TestStatusWindow(t *testing.T) {
 		a.Rejected = 1
 		a.Rejections = []state.Rejection{{Folder: "inbox", UID: 7, MessageID: "<x@acme.com>", Reason: "message larger than 25 MB"}}
 		a.LastError = "alice@acme.com: the mail server refused the login: [AUTHENTICATIONFAILED] Authentication failed."
+		a.Outbox = engine.OutboxStatus{Queued: 2, Failed: 1, LastError: "the server refused the recipient bob@nowhere.test: 550 5.1.1 no such user"}
 	})
 	b := newFake(st)
 	u, _ := newUI(t, b, &fakeTray{})
@@ -301,7 +302,8 @@ func TestStatusWindow(t *testing.T) {
 	serial(func() { w.Resize(fyne.NewSize(640, 640)) })
 	test.AssertRendersToMarkup(t, "status_needs_login.xml", w.Canvas())
 
-	for _, want := range []string{"12 today · 340 in total", "3 messages", "refused the password", "alice-laptop", "app.example.com/connector — connected"} {
+	for _, want := range []string{"12 today · 340 in total", "3 messages",
+		"2 waiting · 1 could not be sent (the server refused the recipient bob@nowhere.test: 550 5.1.1 no such user)", "refused the password", "alice-laptop", "app.example.com/connector — connected"} {
 		if !hasText(w, want) {
 			t.Errorf("the window does not show %q", want)
 		}
@@ -332,6 +334,29 @@ func TestStatusWindow(t *testing.T) {
 			t.Fatalf("tries %d, stored %q", tries, b.password[alice.Email])
 		}
 	})
+}
+
+// TestOutboxLine: the outbox in plain words, the last error beside what
+// it explains, and nothing at all when there is no outgoing mail.
+func TestOutboxLine(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		o    engine.OutboxStatus
+		want string
+	}{
+		{"nothing", engine.OutboxStatus{}, ""},
+		{"failed with reason", engine.OutboxStatus{Queued: 2, Failed: 1, LastError: "550 no such user"}, "2 waiting · 1 could not be sent (550 no such user)"},
+		{"retrying", engine.OutboxStatus{Queued: 1, LastError: "421 try later"}, "1 waiting (421 try later)"},
+		{"all kinds", engine.OutboxStatus{Queued: 1, Sending: 1, Failed: 2, Ambiguous: 1, Sent: 7},
+			"1 waiting · 1 being sent · 2 could not be sent · 1 may not have gone out (look in Sent before sending again) · 7 sent in the last 30 days"},
+		{"only an error", engine.OutboxStatus{LastError: "cannot reach smtp.acme.com; retrying"}, "last problem (cannot reach smtp.acme.com)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := outboxLine(c.o); got != c.want {
+				t.Fatalf("got  %q\nwant %q", got, c.want)
+			}
+		})
+	}
 }
 
 // TestTrustFixShowsFingerprint: the "Review certificate…" fix shows the
@@ -393,4 +418,42 @@ func TestNotifications(t *testing.T) {
 	if len(sent) != 1 {
 		t.Fatalf("sent %q", sent)
 	}
+}
+
+// TestRedrawsOnChangeSignals: with no periodic read in sight, a change the
+// backend signals reaches the tray and the window by itself; a burst of
+// signals is read at most four times a second; after switching backends
+// (the demo), the new backend's signals are the ones heard.
+func TestRedrawsOnChangeSignals(t *testing.T) {
+	b := newFake(running(stUpToDate))
+	tray := &fakeTray{}
+	u, _ := newUI(t, b, tray)
+	w := u.Window()
+
+	b.set(running(stNeedsLogin))
+	waitFor(t, "the signalled change in the tray", func() bool { return tray.labels()[0] == "alice@acme.com — needs login, 2 min ago" })
+	waitFor(t, "the signalled change in the window", func() bool { return hasText(w, "refused the password") })
+
+	var before int
+	b.with(func() { before = b.reads })
+	start := time.Now()
+	for i := 0; i < 100; i++ {
+		b.set(running(stSyncing, func(a *engine.AccountStatus) { a.Backlog = i + 1 }))
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	waitFor(t, "the last change", func() bool { return hasText(w, "100 messages") })
+	time.Sleep(2 * redrawGap)
+	var reads int
+	b.with(func() { reads = b.reads - before })
+	if most := int(elapsed/redrawGap) + 3; reads > most || reads < 2 {
+		t.Fatalf("100 signals in %v made %d reads, want 2 to %d", elapsed.Round(time.Millisecond), reads, most)
+	}
+
+	demo := newFake(running(stUpToDate))
+	serial(func() { u.SetBackend(demo) })
+	u.Refresh()
+	waitFor(t, "the new backend", func() bool { return tray.labels()[0] == "alice@acme.com — up to date, 2 min ago" })
+	demo.set(running(stOffline))
+	waitFor(t, "the new backend's signal", func() bool { return tray.labels()[0] == "alice@acme.com — offline, 2 min ago" })
 }

@@ -127,6 +127,38 @@ func accountLine(a engine.AccountStatus, now time.Time) string {
 	return a.Email + " — " + a.State + ", " + ago(a.LastSync, now)
 }
 
+// outboxLine says where the replies sent for the platform stand, "" when
+// there are none: "2 waiting · 1 could not be sent (reason)".
+func outboxLine(o engine.OutboxStatus) string {
+	reason := ""
+	if o.LastError != "" {
+		reason = " (" + firstSentence(o.LastError) + ")"
+	}
+	// The last error explains the failures, else what waits to be retried.
+	failedWhy, waitingWhy := "", ""
+	switch {
+	case o.Failed > 0:
+		failedWhy = reason
+	case o.Queued > 0:
+		waitingWhy = reason
+	}
+	var parts []string
+	add := func(n int, what, why string) {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s%s", n, what, why))
+		}
+	}
+	add(o.Queued, "waiting", waitingWhy)
+	add(o.Sending, "being sent", "")
+	add(o.Failed, "could not be sent", failedWhy)
+	add(o.Ambiguous, "may not have gone out (look in Sent before sending again)", "")
+	add(o.Sent, "sent in the last 30 days", "")
+	if reason != "" && o.Failed == 0 && o.Queued == 0 {
+		parts = append(parts, "last problem"+reason)
+	}
+	return strings.Join(parts, " · ")
+}
+
 // fixKind is the repair a button offers for an account's problem.
 type fixKind int
 

@@ -204,6 +204,7 @@ type Runner struct {
 	eng *engine.Engine
 	// paused survives engine restarts.
 	paused bool
+	subs   map[chan struct{}]struct{} // Subscribe's channels, across engines
 }
 
 // Open takes the home's lock (failing with config.ErrRunning when another
@@ -246,7 +247,7 @@ func Open(home config.Home, o Options) (*Runner, error) {
 	}
 	ok = true
 	return &Runner{
-		home: home, o: o, kc: kc, store: store, reload: make(chan struct{}, 1), level: level,
+		home: home, o: o, kc: kc, store: store, reload: make(chan struct{}, 1), level: level, subs: map[chan struct{}]struct{}{},
 		log:   slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})),
 		close: func() { store.Close(); lf.Close(); unlock() },
 	}, nil
@@ -305,16 +306,21 @@ func (r *Runner) Run(ctx context.Context) error {
 			eng.Pause()
 		}
 		r.mu.Unlock()
+		unforward := r.forward(eng)
+		r.changed() // another engine: another snapshot
 		ectx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- eng.Run(ectx) }()
 		select {
 		case err := <-done:
 			cancel()
+			unforward()
+			r.changed() // the engine stopped
 			return err
 		case <-r.reload:
 			cancel()
 			<-done
+			unforward()
 			r.log.Info("settings changed; engine restarted")
 		}
 	}
@@ -326,6 +332,62 @@ func (r *Runner) Reload() {
 	select {
 	case r.reload <- struct{}{}:
 	default:
+	}
+}
+
+// Subscribe returns a channel signalled whenever the running engine's
+// snapshot may have changed (engine.Engine.Subscribe), and also when Run
+// builds an engine anew (after Reload) or the engine stops, and a
+// function that ends the subscription. It may be called before Run and
+// lasts across engine rebuilds. As with the engine's, the channel has a
+// buffer of one, is never closed, and signals pending together merge:
+// read the status after each receive. Safe for concurrent use; the
+// returned function may be called more than once.
+func (r *Runner) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	r.mu.Lock()
+	r.subs[ch] = struct{}{}
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		delete(r.subs, ch)
+		r.mu.Unlock()
+	}
+}
+
+// changed signals every subscriber.
+func (r *Runner) changed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ch := range r.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// forward passes eng's signals on to the runner's subscribers until the
+// returned function is called.
+func (r *Runner) forward(eng *engine.Engine) (stop func()) {
+	sig, unsubscribe := eng.Subscribe()
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-sig:
+				r.changed()
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		unsubscribe()
+		close(quit)
+		<-done
 	}
 }
 

@@ -3,7 +3,7 @@
 // confirms it, and reports where everything stands.
 //
 // The engine knows nothing of any user interface. It exposes status
-// snapshots (Snapshot), a change signal (Changes) and a few commands
+// snapshots (Snapshot), change signals (Subscribe) and a few commands
 // (SyncNow, Pause, Resume, SetToken). One Engine runs per home, under the
 // home's lock.
 package engine
@@ -87,7 +87,8 @@ type Engine struct {
 	settings  state.Settings
 	obErr     map[string]string // account -> last outbox error
 
-	changes chan struct{}
+	subMu gosync.Mutex
+	subs  map[chan struct{}]struct{} // Subscribe's channels
 	// beaten is closed after the first heartbeat attempt: the platform's
 	// settings (relay_domains above all) are known before anything is
 	// relayed.
@@ -143,7 +144,7 @@ func New(o Options) (*Engine, error) {
 		cancels:   map[*folderSync]context.CancelFunc{},
 		obErr:     map[string]string{},
 		settings:  st,
-		changes:   make(chan struct{}, 1),
+		subs:      map[chan struct{}]struct{}{},
 		beaten:    make(chan struct{}),
 	}
 	close(e.unblocked)
@@ -311,14 +312,35 @@ func (e *Engine) SetToken(token string) error {
 	return nil
 }
 
-// Changes is signalled (buffer of one, never closed) whenever the snapshot
-// may have changed. Readers call Snapshot after each signal.
-func (e *Engine) Changes() <-chan struct{} { return e.changes }
+// Subscribe returns a channel that is signalled whenever the snapshot may
+// have changed, and a function that ends the subscription. Each
+// subscriber has its own channel with a buffer of one: a signal is never
+// blocked on a slow reader, and signals that come while one is pending
+// merge into it, so a reader calls Snapshot after each receive and sees
+// every change up to then. The channel is never closed, also not by the
+// returned function, which may be called more than once. Subscribe and
+// the function are safe for concurrent use, also with the engine running.
+func (e *Engine) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	e.subMu.Lock()
+	e.subs[ch] = struct{}{}
+	e.subMu.Unlock()
+	return ch, func() {
+		e.subMu.Lock()
+		delete(e.subs, ch)
+		e.subMu.Unlock()
+	}
+}
 
+// changed signals every subscriber. It may be called with e.mu held.
 func (e *Engine) changed() {
-	select {
-	case e.changes <- struct{}{}:
-	default:
+	e.subMu.Lock()
+	defer e.subMu.Unlock()
+	for ch := range e.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -511,6 +533,8 @@ func (e *Engine) heartbeat(ctx context.Context) error {
 // writeStatus keeps the status file (read by `inboxrelay status`) up to
 // date, at most four times a second, and once more at the end.
 func (e *Engine) writeStatus(ctx context.Context) {
+	changes, unsubscribe := e.Subscribe()
+	defer unsubscribe()
 	write := func(running bool) {
 		s := e.Snapshot()
 		s.Running = running
@@ -528,7 +552,7 @@ func (e *Engine) writeStatus(ctx context.Context) {
 		case <-ctx.Done():
 			write(false)
 			return
-		case <-e.changes:
+		case <-changes:
 			write(true)
 			select {
 			case <-ctx.Done():
