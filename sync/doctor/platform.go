@@ -231,17 +231,19 @@ func (r *runner) directIssuer(ctx context.Context, u *url.URL) string {
 	}
 	dctx, cancel := context.WithTimeout(ctx, r.o.StepTimeout/3)
 	defer cancel()
-	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: &tls.Config{
-		ServerName:         u.Hostname(),
-		InsecureSkipVerify: true, // comparison only: the connection carries nothing and is closed at once
-	}}
+	// Verified as usual: a certificate no root vouches for still shows its
+	// issuer in the verification error.
+	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: &tls.Config{ServerName: u.Hostname()}}
 	c, err := d.DialContext(dctx, "tcp", net.JoinHostPort(u.Hostname(), port))
-	if err != nil {
-		return ""
-	}
-	defer c.Close()
-	if certs := c.(*tls.Conn).ConnectionState().PeerCertificates; len(certs) > 0 {
-		return certs[0].Issuer.String()
+	var cve *tls.CertificateVerificationError
+	switch {
+	case err == nil:
+		defer c.Close()
+		if certs := c.(*tls.Conn).ConnectionState().PeerCertificates; len(certs) > 0 {
+			return certs[0].Issuer.String()
+		}
+	case errors.As(err, &cve) && len(cve.UnverifiedCertificates) > 0:
+		return cve.UnverifiedCertificates[0].Issuer.String()
 	}
 	return ""
 }

@@ -186,22 +186,24 @@ func certNames(c *x509.Certificate) string {
 
 // probeOldTLS makes one more connection offering only TLS 1.0 and 1.1, to
 // tell "the server is too old" from other handshake failures. Nothing but
-// the handshake is sent: the certificate is not checked here (it is, for
-// real, once the account allows the version).
+// the handshake is sent. The certificate is verified as usual, but its
+// verdict does not matter here: a verification error comes after the
+// version was agreed, which is all the probe asks (the certificate is
+// judged for real once the account allows the version).
 func (r *runner) probeOldTLS(ctx context.Context, host string, open opener) (uint16, bool) {
 	raw, err := open(ctx, false)
 	if err != nil {
 		return 0, false
 	}
 	defer raw.Close()
-	tc := tls.Client(raw, &tls.Config{
-		ServerName: host, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11,
-		InsecureSkipVerify: true, // version probe only: the connection is closed right after
-	})
+	tc := tls.Client(raw, &tls.Config{ServerName: host, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11, RootCAs: r.o.Roots})
 	hctx, cancel := context.WithTimeout(ctx, r.o.StepTimeout)
 	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
+	err = tc.HandshakeContext(hctx)
+	var cve *tls.CertificateVerificationError
+	if err != nil && !errors.As(err, &cve) {
 		return 0, false
 	}
-	return tc.ConnectionState().Version, true
+	v := tc.ConnectionState().Version
+	return v, v != 0
 }
