@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	gosync "sync"
 	"time"
@@ -29,6 +30,9 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 	"github.com/inboxrelay/inboxrelay/sync/version"
 )
+
+// goos is the OS named at pairing.
+const goos = runtime.GOOS
 
 // ErrNotPaired means the home has no platform yet.
 var ErrNotPaired = errors.New("this computer is not paired with the platform yet: run `inboxrelay pair --platform URL --code CODE`")

@@ -344,8 +344,6 @@ func (e *Engine) changed() {
 	}
 }
 
-func (e *Engine) outboxChanged() { e.changed() }
-
 // setOutboxError records the last outbox problem of an account (nil
 // clears it).
 func (e *Engine) setOutboxError(account string, err error) {

@@ -152,6 +152,11 @@ func (f *folderSync) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	f.update(func() {
+		if f.lastSync.IsZero() {
+			f.lastSync = fs.LastSync // from the last run, until this one's first pass
+		}
+	})
 	for {
 		if err := f.pass(ctx, conn, &fs); err != nil {
 			return err
@@ -291,27 +296,13 @@ func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Fo
 			break
 		}
 	}
-	rescanDone := w == upper && walkErr == nil
+	rescanDone := fs.Rescan && w == upper && walkErr == nil
 	if w > fs.Watermark || rescanDone {
-		if w > fs.Watermark {
-			fs.Watermark = w
-		}
-		if rescanDone {
-			fs.Rescan = false
-		}
+		fs.Watermark = max(fs.Watermark, w)
+		fs.Rescan = fs.Rescan && !rescanDone
 		fs.LastSync = f.e.o.Now()
-		if err := store.Advance(f.key, fs.UIDValidity, fs.Watermark, fs.LastSync); err != nil {
+		if err := store.Advance(f.key, fs.UIDValidity, fs.Watermark, fs.LastSync, rescanDone); err != nil {
 			return err
-		}
-		if !fs.Rescan {
-			cur, ok, err := store.Folder(f.key)
-			if err == nil && ok && cur.Rescan && cur.UIDValidity == fs.UIDValidity {
-				cur.Rescan = false
-				err = store.PutFolder(f.key, cur)
-			}
-			if err != nil {
-				return err
-			}
 		}
 	}
 	if walkErr != nil {
@@ -322,6 +313,9 @@ func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Fo
 		// hiccup. The next pass looks again.
 		return fmt.Errorf("%d messages of %s could not be read from the server; they will be tried again", n, fs.Name)
 	}
+	// The folder was checked just now, whether or not the watermark moved
+	// (the stored LastSync only changes with it, to spare a write per pass).
+	fs.LastSync = f.e.o.Now()
 	f.update(func() { f.lastSync = fs.LastSync; f.backlog = 0 })
 	return nil
 }

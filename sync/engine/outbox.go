@@ -163,7 +163,7 @@ func (ob *outbox) handle(ctx context.Context, it relay.OutboxItem) error {
 	if err := store.PutOutboxItem(rec); err != nil {
 		return err
 	}
-	ob.e.outboxChanged()
+	ob.e.changed()
 	return ob.advance(ctx, rec)
 }
 
@@ -204,7 +204,7 @@ func (ob *outbox) advance(ctx context.Context, rec state.OutboxItem) error {
 			rec.State, rec.Error = state.OutboxFailed, fmt.Sprintf("unknown state %q", rec.State)
 			err = store.PutOutboxItem(rec)
 		}
-		ob.e.outboxChanged()
+		ob.e.changed()
 		if err == nil {
 			continue
 		}

@@ -200,9 +200,11 @@ func (s *Store) Done(k FolderKey) (map[uint32]Outcome, error) {
 	return out, err
 }
 
-// Advance moves folder k's watermark to w (never backwards) and forgets the
-// done marks it now covers, if the folder is still at uidvalidity.
-func (s *Store) Advance(k FolderKey, uidvalidity, w uint32, lastSync time.Time) error {
+// Advance moves folder k's watermark to w (never backwards), forgets the
+// done marks it now covers, records lastSync (unless zero) and, with
+// rescanDone, ends the folder's rescan; all only if the folder is still at
+// uidvalidity.
+func (s *Store) Advance(k FolderKey, uidvalidity, w uint32, lastSync time.Time, rescanDone bool) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		var f Folder
 		v := tx.Bucket(bFolders).Get(k.bytes())
@@ -220,6 +222,9 @@ func (s *Store) Advance(k FolderKey, uidvalidity, w uint32, lastSync time.Time) 
 		}
 		if !lastSync.IsZero() {
 			f.LastSync = lastSync
+		}
+		if rescanDone {
+			f.Rescan = false
 		}
 		if done := tx.Bucket(bDone).Bucket(k.bytes()); done != nil {
 			c := done.Cursor()

@@ -1,6 +1,0 @@
-package connector
-
-import "runtime"
-
-// goos is the OS named at pairing.
-const goos = runtime.GOOS
