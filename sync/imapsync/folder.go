@@ -340,12 +340,26 @@ func (c *Conn) closedErr(err error) error {
 	return err
 }
 
+// suspendClock tells a suspend of the machine: on Linux the monotonic
+// clock stops while the machine sleeps and the wall clock does not, so the
+// wall clock running ahead means the machine slept.
+type suspendClock struct {
+	every time.Duration    // how often to compare the clocks
+	wall  func() time.Time // the wall clock, without its monotonic reading
+}
+
+var realSuspendClock = suspendClock{every: 15 * time.Second, wall: func() time.Time { return time.Now().Round(0) }}
+
 // sleepWatch waits for any of the channels or ctx, and notices a suspend
 // of the machine.
 func sleepWatch(ctx context.Context, timer <-chan time.Time, wake, changed, closed <-chan struct{}) error {
-	tick := time.NewTicker(15 * time.Second)
+	return realSuspendClock.watch(ctx, timer, wake, changed, closed)
+}
+
+func (sc suspendClock) watch(ctx context.Context, timer <-chan time.Time, wake, changed, closed <-chan struct{}) error {
+	tick := time.NewTicker(sc.every)
 	defer tick.Stop()
-	wall, mono := time.Now().Round(0), time.Now()
+	wall, mono := sc.wall(), time.Now()
 	for {
 		select {
 		case <-timer:
@@ -359,7 +373,7 @@ func sleepWatch(ctx context.Context, timer <-chan time.Time, wake, changed, clos
 		case <-closed:
 			return errClosed
 		case <-tick.C:
-			w, m := time.Now().Round(0), time.Now()
+			w, m := sc.wall(), time.Now()
 			if w.Sub(wall)-m.Sub(mono) > 30*time.Second {
 				return ErrSlept
 			}
