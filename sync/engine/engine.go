@@ -50,7 +50,7 @@ type Options struct {
 	// nothing is left pending.
 	Once bool
 
-	Workers        int           // concurrent uploads; 4
+	Workers        int           // concurrent uploads; 8
 	IdleRefresh    time.Duration // how long one IDLE lasts before it is renewed; 9 min
 	PollInterval   time.Duration // polling period on servers without IDLE; 1 min
 	Watchdog       time.Duration // how long a server may take to end IDLE; 30 s
@@ -104,7 +104,7 @@ func New(o Options) (*Engine, error) {
 		return nil, errors.New("this connector is not paired with the platform yet: run `inboxrelay pair --platform URL --code CODE`")
 	}
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = 8
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
