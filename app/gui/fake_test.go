@@ -164,16 +164,59 @@ func (f *fakeBackend) with(fn func()) {
 	fn()
 }
 
-// fakeTray records what the UI shows in the tray.
+// fakeTray records what the UI shows in the tray. The UI calls it from its
+// own goroutine while the test reads it: every access holds mu.
 type fakeTray struct {
+	mu    sync.Mutex
 	icons []string
 	menus []*fyne.Menu
 }
 
-func (t *fakeTray) SetIcon(r fyne.Resource) { t.icons = append(t.icons, r.Name()) }
-func (t *fakeTray) SetMenu(m *fyne.Menu)    { t.menus = append(t.menus, m) }
+func (t *fakeTray) SetIcon(r fyne.Resource) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.icons = append(t.icons, r.Name())
+}
+
+func (t *fakeTray) SetMenu(m *fyne.Menu) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.menus = append(t.menus, m)
+}
+
+// iconList returns the icons shown so far, oldest first.
+func (t *fakeTray) iconList() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]string(nil), t.icons...)
+}
+
+// lastIcon returns the icon shown now, "" before any.
+func (t *fakeTray) lastIcon() string {
+	l := t.iconList()
+	if len(l) == 0 {
+		return ""
+	}
+	return l[len(l)-1]
+}
+
+// firstMenu returns the first menu set.
+func (t *fakeTray) firstMenu() *fyne.Menu {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.menus[0]
+}
+
+// menuCount returns how many menus were set.
+func (t *fakeTray) menuCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.menus)
+}
 
 func (t *fakeTray) labels() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if len(t.menus) == 0 {
 		return nil
 	}

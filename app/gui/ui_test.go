@@ -63,26 +63,26 @@ func TestTrayMenu(t *testing.T) {
 	if got := tray.labels(); !slices.Equal(got, want) {
 		t.Fatalf("first menu:\n got %q\nwant %q", got, want)
 	}
-	if tray.icons[len(tray.icons)-1] != "tray-"+assets.UpToDate+"-light.png" {
-		t.Fatalf("icon %q, want up to date", tray.icons)
+	if tray.lastIcon() != "tray-"+assets.UpToDate+"-light.png" {
+		t.Fatalf("icon %q, want up to date", tray.iconList())
 	}
 
 	// The same status again rebuilds nothing.
 	serial(func() { u.apply(b.Status()) })
-	if len(tray.menus) != 1 || len(tray.icons) != 1 {
-		t.Fatalf("an unchanged status rebuilt the tray: %d menus, %d icons", len(tray.menus), len(tray.icons))
+	if tray.menuCount() != 1 || len(tray.iconList()) != 1 {
+		t.Fatalf("an unchanged status rebuilt the tray: %d menus, %d icons", tray.menuCount(), len(tray.iconList()))
 	}
 
 	// Pause through the menu: the backend is asked, and the menu and icon
 	// follow once the status says so.
-	serial(func() { tray.menus[0].Items[3].Action() })
+	serial(func() { tray.firstMenu().Items[3].Action() })
 	waitFor(t, "pause", func() bool { ok := false; b.with(func() { ok = len(b.paused) == 1 && b.paused[0] }); return ok })
 	serial(func() { u.apply(b.Status()) })
 	if got := tray.labels()[3]; got != "Resume syncing" {
 		t.Fatalf("after pausing the menu says %q", got)
 	}
-	if tray.icons[len(tray.icons)-1] != "tray-paused-light.png" {
-		t.Fatalf("icons %q, want paused last", tray.icons)
+	if tray.lastIcon() != "tray-paused-light.png" {
+		t.Fatalf("icons %q, want paused last", tray.iconList())
 	}
 
 	// A login problem turns the icon to "needs attention".
@@ -90,8 +90,8 @@ func TestTrayMenu(t *testing.T) {
 	if got := tray.labels()[0]; got != "alice@acme.com — needs login, 2 min ago" {
 		t.Fatalf("account line %q", got)
 	}
-	if tray.icons[len(tray.icons)-1] != "tray-attention-light.png" {
-		t.Fatalf("icons %q, want attention last", tray.icons)
+	if tray.lastIcon() != "tray-attention-light.png" {
+		t.Fatalf("icons %q, want attention last", tray.iconList())
 	}
 
 	// Before pairing the menu is not empty either.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -265,17 +266,26 @@ func startDaemon(cmd *exec.Cmd) (*daemon, error) {
 	}
 	cmd.Stderr = d.stderr
 	// If the test binary dies without calling stop, take the daemon with it.
-	// Pdeathsig follows the forking OS thread, not the process; the Go
-	// runtime only ends a thread when a goroutine exits while locked to it,
-	// which test code does not do around Start.
+	// Pdeathsig follows the forking OS thread, not the process, and the Go
+	// runtime ends a thread when a goroutine exits while locked to it (other
+	// test harnesses lock threads): fork from a goroutine that keeps its
+	// thread for as long as the daemon lives, so no one else can end it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("keyringtest: start %s: %w", d.name, err)
-	}
+	started := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		cmd.Wait()
 		close(d.done)
 	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("keyringtest: start %s: %w", d.name, err)
+	}
 	return d, nil
 }
 

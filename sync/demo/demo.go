@@ -40,8 +40,8 @@ type Demo struct {
 // Start starts the sample mailbox and the platform, pairs a new home in a
 // temporary folder with the platform and adds the mailbox's account (its
 // certificate pinned). The servers stop when ctx ends or at Close.
-func Start(ctx context.Context, o Options) (d *Demo, err error) {
-	d = &Demo{}
+func Start(ctx context.Context, o Options) (_ *Demo, err error) {
+	d := &Demo{}
 	defer func() {
 		if err != nil {
 			d.Close()

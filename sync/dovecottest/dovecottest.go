@@ -252,6 +252,10 @@ func (s *Server) start() error {
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		// Unlock before leaving: a goroutine that exits locked ends its
+		// thread, and with it every Pdeathsig child that thread forked
+		// before, such as a keyringtest daemon.
+		defer runtime.UnlockOSThread()
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return

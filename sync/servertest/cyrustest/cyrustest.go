@@ -214,7 +214,13 @@ syslog_prefix: cyrustest
 	started := make(chan error, 1)
 	s.done = make(chan struct{})
 	go func() {
-		runtime.LockOSThread() // Pdeathsig follows the forking thread
+		// Pdeathsig follows the forking thread: keep this goroutine on it
+		// while the server runs, so that no other goroutine can end it.
+		// Unlock before leaving: a goroutine that exits locked ends its
+		// thread, and with it every Pdeathsig child that thread forked
+		// before, such as a keyringtest daemon.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		if err := s.cmd.Start(); err != nil {
 			started <- err
 			return
