@@ -51,7 +51,9 @@ func TestClassifyDNSAndTCP(t *testing.T) {
 	if c, _, _ := classifyDNS("mail.acme.test", &net.DNSError{Err: "i/o timeout", IsTimeout: true}); c != CauseDNSFailed {
 		t.Errorf("DNS timeout: %q", c)
 	}
-	op := func(errno error) error { return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)} }
+	op := func(errno error) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}
+	}
 	for _, tc := range []struct {
 		err  error
 		want string
