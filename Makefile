@@ -11,18 +11,16 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # tests add (a real Dovecot, a real keychain on a private D-Bus, a headless
 # X server for the GUI tests).
 DEPS_RUN  := gcc pkg-config libgl1-mesa-dev xorg-dev dbus dbus-x11 gnome-keyring ca-certificates
-# Cyrus runs from its unpacked packages (it conflicts with Dovecot as a
-# package; sync/servertest/cyrustest downloads and unpacks it): only the
-# libraries it links to, and saslpasswd2, are installed.
-DEPS_CYRUS := sasl2-bin libsasl2-modules libsasl2-modules-db libclamav12 libical3 libicu72 libjansson4 \
-	libxapian30 libzephyr4 libpq5 libwrap0 libldap-2.5-0 libpcre3 libxml2 libsqlite3-0 libkrb5-3 libcom-err2
-# Courier-IMAP runs the same way (sync/servertest/couriertest), in a private
-# mount namespace: the libraries it links to, perl for its userdb tools, and
-# util-linux and mount for setpriv, nsenter and overlay mounts.
-DEPS_COURIER := libcourier-unicode4 libgamin0 libgdbm6 libidn12 libgnutls30 libltdl7 libpam0g perl util-linux mount
-DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool imagemagick $(DEPS_CYRUS) $(DEPS_COURIER)
+# Cyrus and Courier-IMAP run from their unpacked packages (they conflict
+# with Dovecot as packages; sync/servertest/cyrustest and couriertest
+# download and unpack them, Courier in a private mount namespace). What they
+# need is installed: their tools' dependencies here, and the libraries their
+# packages declare, asked of apt so the names fit the release.
+UNPACKED  := cyrus-common cyrus-imapd courier-imap courier-base courier-authlib courier-authdaemon courier-authlib-userdb
+DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool imagemagick \
+	sasl2-bin perl util-linux mount
 
-.PHONY: all build run test bench deps-run deps-test vet clean
+.PHONY: all build run test bench deps-run deps-test install-libs vet clean
 
 all: build
 
@@ -45,7 +43,15 @@ deps-run:
 
 deps-test:
 	$(call install-missing,$(DEPS_TEST))
+	@apt-cache show $(UNPACKED) >/dev/null 2>&1 || $(SUDO) apt-get update -qq
+	@libs=$$(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances $(UNPACKED) \
+		| awk '$$1 ~ /^[|]?(Pre)?Depends:$$/ && $$2 ~ /^lib/ {print $$2}' | sort -u | tr '\n' ' '); \
+	$(MAKE) --no-print-directory install-libs LIBS="$$libs"
 	$(GO) mod download
+
+# install-libs LIBS=...: the libraries of the unpacked servers.
+install-libs:
+	$(call install-missing,$(LIBS))
 
 # The tray app (the terminal demo where there is no display). With no
 # session bus (a bare server or container), it gets a private one with a
