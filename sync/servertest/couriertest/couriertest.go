@@ -31,7 +31,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +43,7 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/sync/servertest/cyrustest"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/hostile"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/procgroup"
 )
 
 // Packages are the Debian packages unpacked to run Courier-IMAP.
@@ -84,7 +84,7 @@ type Server struct {
 
 	mu   sync.Mutex // serialises changes to the user database
 	cmd  *exec.Cmd
-	done chan struct{}
+	proc *procgroup.Group
 }
 
 // startScript runs as root in the new mount namespace: $D is the test
@@ -174,28 +174,9 @@ func Start(t testing.TB) *Server {
 	}
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	// Go makes the new namespace's mounts private (no propagation back).
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	began := time.Now()
-	started := make(chan error, 1)
-	s.done = make(chan struct{})
-	go func() {
-		// Pdeathsig follows the forking thread: keep this goroutine on it
-		// while the server runs, so that no other goroutine can end it.
-		// Unlock before leaving: a goroutine that exits locked ends its
-		// thread, and with it every Pdeathsig child that thread forked
-		// before, such as a keyringtest daemon.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := s.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		s.cmd.Wait()
-		logf.Close()
-		close(s.done)
-	}()
-	if err := <-started; err != nil {
+	if s.proc, err = procgroup.Start(s.cmd, func() { logf.Close() }); err != nil {
 		t.Fatalf("couriertest: start: %v", err)
 	}
 	t.Cleanup(s.stop)
@@ -205,7 +186,7 @@ func Start(t testing.TB) *Server {
 			break
 		}
 		select {
-		case <-s.done:
+		case <-s.proc.Done():
 			log, _ := os.ReadFile(filepath.Join(dir, "courier.log"))
 			t.Fatalf("couriertest: Courier exited: %s", log)
 		default:
@@ -243,26 +224,11 @@ func (s *Server) greets() error {
 
 // stop ends the shell (by then couriertcpd), authdaemond and every
 // connection's couriertls and imapd: they all share one process group.
-func (s *Server) stop() {
-	pgid := s.cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-pgid, syscall.SIGKILL)
-		<-s.done
-	}
-	for i := 0; i < 250 && syscall.Kill(-pgid, 0) == nil; i++ {
-		if i == 100 {
-			syscall.Kill(-pgid, syscall.SIGKILL)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func (s *Server) stop() { s.proc.Stop() }
 
 // inside runs script with sh in the server's mount namespace, as root.
 func (s *Server) inside(script string, env ...string) ([]byte, error) {
-	cmd := exec.Command("nsenter", "--mount=/proc/"+strconv.Itoa(s.cmd.Process.Pid)+"/ns/mnt", "--", "/bin/sh", "-c", script)
+	cmd := exec.Command("nsenter", "--mount=/proc/"+strconv.Itoa(s.proc.Pid())+"/ns/mnt", "--", "/bin/sh", "-c", script)
 	cmd.Dir = s.Dir
 	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, env...)
 	return cmd.CombinedOutput()

@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +35,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/inboxrelay/inboxrelay/sync/servertest/hostile"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/procgroup"
 )
 
 // Packages are the Debian packages unpacked to run Cyrus.
@@ -125,7 +125,7 @@ type Server struct {
 	gid  int
 	cred *syscall.Credential
 	cmd  *exec.Cmd
-	done chan struct{}
+	proc *procgroup.Group
 }
 
 // Start starts Cyrus and waits until it greets; t.Cleanup stops it and
@@ -210,27 +210,8 @@ syslog_prefix: cyrustest
 	s.cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LD_LIBRARY_PATH=" + s.libPath()}
 	logf, _ := os.Create(filepath.Join(dir, "master.log"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: s.cred}
-	started := make(chan error, 1)
-	s.done = make(chan struct{})
-	go func() {
-		// Pdeathsig follows the forking thread: keep this goroutine on it
-		// while the server runs, so that no other goroutine can end it.
-		// Unlock before leaving: a goroutine that exits locked ends its
-		// thread, and with it every Pdeathsig child that thread forked
-		// before, such as a keyringtest daemon.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := s.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		s.cmd.Wait()
-		logf.Close()
-		close(s.done)
-	}()
-	if err := <-started; err != nil {
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	if s.proc, err = procgroup.Start(s.cmd, func() { logf.Close() }); err != nil {
 		t.Fatalf("cyrustest: start master: %v", err)
 	}
 	t.Cleanup(s.stop)
@@ -247,7 +228,7 @@ syslog_prefix: cyrustest
 			}
 		}
 		select {
-		case <-s.done:
+		case <-s.proc.Done():
 			log, _ := os.ReadFile(filepath.Join(dir, "master.log"))
 			t.Fatalf("cyrustest: master exited: %s", log)
 		default:
@@ -276,24 +257,9 @@ func (s *Server) chownAll(t testing.TB) {
 	})
 }
 
-// stop ends the master and every process of its group.
-func (s *Server) stop() {
-	pgid := s.cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-pgid, syscall.SIGKILL)
-		<-s.done
-	}
-	// Children (imapd) may outlive the master by a moment.
-	for i := 0; i < 250 && syscall.Kill(-pgid, 0) == nil; i++ {
-		if i == 100 {
-			syscall.Kill(-pgid, syscall.SIGKILL)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// stop ends the master and every process of its group (imapd children
+// included).
+func (s *Server) stop() { s.proc.Stop() }
 
 // AddUser adds a login with its password to the SASL database; its INBOX
 // and Sent are created at its first login.
