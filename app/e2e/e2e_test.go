@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/keychain/keyringtest"
-	"github.com/inboxrelay/inboxrelay/sync/dovecottest"
-	"github.com/inboxrelay/inboxrelay/sync/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 )
 
 var binary string

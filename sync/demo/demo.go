@@ -16,7 +16,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/demo/mailserver"
-	"github.com/inboxrelay/inboxrelay/sync/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 )
 
 // Email is the sample mailbox's owner.

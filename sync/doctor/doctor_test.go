@@ -11,7 +11,7 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/doctor"
-	"github.com/inboxrelay/inboxrelay/sync/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/hostile"
 )
 

@@ -15,9 +15,9 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/doctor"
-	"github.com/inboxrelay/inboxrelay/sync/refplatform"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/hostile"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 )
 
 // paired starts the reference platform and pairs a device with it.

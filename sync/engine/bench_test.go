@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inboxrelay/inboxrelay/sync/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 )
 
 // BenchmarkBackfill measures relaying a backfill of small messages from

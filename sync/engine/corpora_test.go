@@ -10,7 +10,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/inboxrelay/inboxrelay/sync/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 )
 
 // corporaDir is shared/corpora, beside the repository.

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inboxrelay/inboxrelay/sync/dovecottest"
-	"github.com/inboxrelay/inboxrelay/sync/refplatform"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 	"github.com/inboxrelay/inboxrelay/sync/state"
 )
 

@@ -3,7 +3,7 @@ package engine
 import (
 	"testing"
 
-	"github.com/inboxrelay/inboxrelay/sync/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 )
 
 // TestOnceRelaysTheCopyItFiled: one sync --once pass that sends a reply

@@ -22,9 +22,9 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/inboxrelay/inboxrelay/sync/dovecottest"
-	"github.com/inboxrelay/inboxrelay/sync/refplatform"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 	"github.com/inboxrelay/inboxrelay/sync/state"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )

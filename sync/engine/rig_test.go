@@ -16,9 +16,9 @@ import (
 	"github.com/inboxrelay/inboxrelay/keychain/keyringtest"
 	"github.com/inboxrelay/inboxrelay/sync/backoff"
 	"github.com/inboxrelay/inboxrelay/sync/config"
-	"github.com/inboxrelay/inboxrelay/sync/dovecottest"
-	"github.com/inboxrelay/inboxrelay/sync/refplatform"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 	"github.com/inboxrelay/inboxrelay/sync/state"
 )
 

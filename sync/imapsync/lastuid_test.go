@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
-	"github.com/inboxrelay/inboxrelay/sync/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/imapsync"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inboxrelay/inboxrelay/sync/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 )
 
 const heartbeat = `{"version":"1.2.3","os":"linux","accounts":[

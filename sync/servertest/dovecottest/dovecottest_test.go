@@ -21,7 +21,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/inboxrelay/inboxrelay/sync/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 )
 
 // TestMain fails the run when a process of a Dovecot the tests started

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inboxrelay/inboxrelay/sync/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 )
 
 func testItem() refplatform.OutboxItem {

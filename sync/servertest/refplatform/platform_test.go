@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inboxrelay/inboxrelay/sync/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 )
 
 func TestTLS(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inboxrelay/inboxrelay/sync/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 )
 
 const userAgent = "inboxrelay/1.2.3 (linux/amd64)"
