@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
-	"github.com/inboxrelay/inboxrelay/keychain/keyringtest"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/testrig"
 )
 
 var binary string
@@ -30,11 +30,6 @@ var binary string
 // TestMain builds the real binary and gives it (and the test) a private
 // keychain.
 func TestMain(m *testing.M) {
-	stop, err := keyringtest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start a private keychain:", err)
-		os.Exit(1)
-	}
 	dir, err := os.MkdirTemp("", "inboxrelay-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -44,11 +39,11 @@ func TestMain(m *testing.M) {
 	out, err := exec.Command("go", "build", "-o", binary, "github.com/inboxrelay/inboxrelay").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build inboxrelay: %v\n%s", err, out)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := testrig.Run(m)
 	os.RemoveAll(dir)
-	stop()
 	os.Exit(code)
 }
 
@@ -56,6 +51,7 @@ func TestMain(m *testing.M) {
 // would: by command-line flags only.
 type world struct {
 	t        *testing.T
+	rig      *testrig.Rig
 	dovecot  *dovecottest.Server
 	platform *refplatform.Platform
 	caFile   string
@@ -66,30 +62,10 @@ type world struct {
 
 func newWorld(t *testing.T, opts dovecottest.Options) *world {
 	t.Helper()
-	w := &world{t: t, email: "bob@acme.test", password: "s3cret-Pa55word-" + t.Name(), home: t.TempDir()}
-	w.dovecot = dovecottest.Start(t, opts)
-	w.dovecot.AddUser(t, w.email, w.password)
-	p, err := refplatform.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	w.platform = p
-	w.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(w.caFile, p.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		kc, err := keychain.New(w.home)
-		if err == nil {
-			kc.Delete(keychain.AccountKey(w.email))
-			kc.Delete(keychain.DeviceTokenKey)
-		}
-	})
-	return w
+	r := testrig.New(t, testrig.Options{Dovecot: opts, Unpaired: true,
+		Email: "bob@acme.test", Password: "s3cret-Pa55word-" + t.Name()})
+	return &world{t: t, rig: r, dovecot: r.Dovecot, platform: r.Platform.Platform, caFile: r.Platform.CAFile,
+		home: r.Home.Dir, email: r.Email, password: r.Password}
 }
 
 type result struct {

@@ -18,9 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inboxrelay/inboxrelay/keychain/keyringtest"
-	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
-	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/testrig"
 )
 
 var binary string
@@ -28,14 +26,8 @@ var binary string
 // TestMain builds the real binary and gives the test (and the binary) a
 // private D-Bus session with a throw-away keyring.
 func TestMain(m *testing.M) {
-	stop, err := keyringtest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	dir, err := os.MkdirTemp("", "inboxrelay-e2e-")
 	if err != nil {
-		stop()
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -45,9 +37,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build inboxrelay: %v\n%s", err, out)
 	} else {
-		code = m.Run()
+		code = testrig.Run(m)
 	}
-	stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -209,28 +200,17 @@ func outputDir(t *testing.T) string {
 func TestDesktopApp(t *testing.T) {
 	need(t, "Xvfb", "xdotool", "import")
 	const email, password = "alice@example.test", "first-Passw0rd"
-	dove := dovecottest.Start(t, dovecottest.Options{})
-	dove.AddUser(t, email, password)
+	rig := testrig.New(t, testrig.Options{Email: email, Password: password, Unpaired: true})
+	dove, plat := rig.Dovecot, rig.Platform
 	dove.Append(t, email, "INBOX", []byte("From: bob@customer.test\r\nTo: alice@example.test\r\nSubject: hello\r\nMessage-ID: <e2e-1@customer.test>\r\nDate: "+time.Now().Format(time.RFC1123Z)+"\r\n\r\nHi Alice\r\n"), time.Now())
 
-	plat, err := refplatform.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := plat.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plat.Close() })
 	tmp := t.TempDir()
-	roots := filepath.Join(tmp, "roots.pem")
-	if err := os.WriteFile(roots, append(append([]byte{}, plat.CAPEM()...), dove.CAPEM...), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	roots := rig.RootsFile(t)
 
 	host := startTrayHost(t)
 	notes := startNotifications(t)
 	d := &desk{t: t, display: startX(t), out: outputDir(t)}
-	home := filepath.Join(tmp, "home")
+	home := rig.Home.Dir
 	logPath := filepath.Join(home, "logs", "inboxrelay.log")
 	t.Cleanup(func() {
 		// Keep the app's log beside the screenshots (it holds no secret).

@@ -2,27 +2,16 @@ package connector
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
-	"github.com/inboxrelay/inboxrelay/keychain/keyringtest"
 	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/testrig"
 )
 
-func TestMain(m *testing.M) {
-	stop, err := keyringtest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start a private keychain:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testrig.Main(m) }
 
 // idleHome is a paired home with one account whose servers and platform
 // are a closed port: its engine runs without reaching anything.

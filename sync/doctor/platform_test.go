@@ -15,36 +15,17 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/doctor"
-	"github.com/inboxrelay/inboxrelay/sync/relay"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/hostile"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/testrig"
 )
 
 // paired starts the reference platform and pairs a device with it.
 func paired(t *testing.T) (*refplatform.Platform, string, string) {
 	t.Helper()
-	p, err := refplatform.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, p.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := relay.New(relay.Options{BaseURL: p.URL(), CAFile: caFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, token, err := c.Pair(context.Background(), p.NewPairingCode(), relay.Device{Name: "t", OS: "linux", Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, caFile, token
+	p := testrig.StartPlatform(t)
+	_, token := p.Pair(t)
+	return p.Platform, p.CAFile, token
 }
 
 // connectProxy is an HTTP CONNECT proxy on loopback. With inspect set it

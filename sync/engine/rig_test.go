@@ -6,36 +6,27 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
-	"github.com/inboxrelay/inboxrelay/keychain/keyringtest"
 	"github.com/inboxrelay/inboxrelay/sync/backoff"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/testrig"
 	"github.com/inboxrelay/inboxrelay/sync/state"
 )
 
-func TestMain(m *testing.M) {
-	stop, err := keyringtest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start a private keychain:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testrig.Main(m) }
 
 // rig is a real Dovecot, the reference platform over TLS, a real keychain
-// and a paired home with one account, for one test.
+// and a paired home with one account, for one test: the shared
+// testrig.Rig under the names these tests use.
 type rig struct {
+	*testrig.Rig
 	t        testing.TB
 	dovecot  *dovecottest.Server
 	platform *refplatform.Platform
@@ -50,52 +41,28 @@ type rig struct {
 
 func newRig(t testing.TB, opts dovecottest.Options) *rig {
 	t.Helper()
-	r := &rig{t: t, email: "alice@acme.test", password: "correct horse battery"}
-	r.dovecot = dovecottest.Start(t, opts)
-	r.dovecot.AddUser(t, r.email, r.password)
+	return wrapRig(t, testrig.New(t, testrig.Options{Dovecot: opts}))
+}
 
-	p, err := refplatform.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	r.platform = p
-	r.caFile = filepath.Join(t.TempDir(), "platform-ca.pem")
-	if err := os.WriteFile(r.caFile, p.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+// newFaultRig is newRig with fault proxies in front of IMAP, SMTP and the
+// platform (r.IMAPProxy, r.SMTPProxy, r.PlatformProxy); the config and the
+// engine's platform client go through them.
+func newFaultRig(t testing.TB, opts dovecottest.Options) *rig {
+	t.Helper()
+	return wrapRig(t, testrig.New(t, testrig.Options{Dovecot: opts, FaultProxies: true}))
+}
 
-	if r.home, err = config.OpenHome(t.TempDir()); err != nil {
-		t.Fatal(err)
+func wrapRig(t testing.TB, tr *testrig.Rig) *rig {
+	return &rig{
+		Rig: tr, t: t, dovecot: tr.Dovecot, platform: tr.Platform.Platform, home: tr.Home, cfg: tr.Config,
+		kc: tr.Keychain, token: tr.Token, caFile: tr.Platform.CAFile, email: tr.Email, password: tr.Password,
 	}
-	if r.kc, err = keychain.New(r.home.Dir); err != nil {
-		t.Fatal(err)
-	}
-	c, err := relay.New(relay.Options{BaseURL: p.URL(), CAFile: r.caFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, r.token, err = c.Pair(context.Background(), p.NewPairingCode(), relay.Device{Name: "test", OS: "linux", Version: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.kc.Set(keychain.AccountKey(r.email), r.password); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.kc.Delete(keychain.AccountKey(r.email)) })
-	imapSrv, _ := config.ParseServer(r.dovecot.IMAPS, config.SecurityTLS, 993)
-	smtpSrv, _ := config.ParseServer(r.dovecot.Submission, config.SecurityStartTLS, 587)
-	r.cfg = &config.Config{
-		Platform: config.Platform{URL: p.URL(), CAFile: r.caFile},
-		Accounts: []config.Account{{
-			Email: r.email, IMAP: imapSrv, SMTP: smtpSrv, BackfillDays: 30,
-			TrustFingerprints: []string{r.dovecot.Fingerprint},
-		}},
-	}
-	return r
+}
+
+// relayOptions is the engine's platform client: through the platform proxy
+// of a fault rig, with the token the test holds now (it may re-pair).
+func (r *rig) relayOptions() relay.Options {
+	return relay.Options{BaseURL: r.PlatformURL(), CAFile: r.caFile, Token: r.token}
 }
 
 // engine returns an engine on the rig's home with fast test timings; the
@@ -109,7 +76,7 @@ func (r *rig) engine(once bool, tweak ...func(*Options)) *Engine {
 	r.t.Cleanup(func() { st.Close() })
 	o := Options{
 		Home: r.home, Config: r.cfg, Store: st, Secrets: r.kc, Once: once,
-		Platform: relay.Options{BaseURL: r.platform.URL(), CAFile: r.caFile, Token: r.token},
+		Platform: r.relayOptions(),
 		Log:      slog.New(slog.NewTextHandler(testWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Backoff:  backoff.Policy{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},
 	}
@@ -136,7 +103,7 @@ func (r *rig) syncOnce(tweak ...func(*Options)) error {
 	defer st.Close()
 	o := Options{
 		Home: r.home, Config: r.cfg, Store: st, Secrets: r.kc, Once: true, GiveUpAfter: 10 * time.Second,
-		Platform:  relay.Options{BaseURL: r.platform.URL(), CAFile: r.caFile, Token: r.token},
+		Platform:  r.relayOptions(),
 		Log:       slog.New(slog.NewTextHandler(testWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Backoff:   backoff.Policy{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond},
 		FiledWait: 50 * time.Millisecond, OutboxWait: time.Second,

@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +30,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/servertest/hostile"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/smtpsink"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/testrig"
 	"github.com/inboxrelay/inboxrelay/sync/state"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
@@ -102,27 +101,9 @@ func key(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:
 // platform starts the reference platform and pairs a device.
 func platform(t *testing.T) (p *refplatform.Platform, caFile, token string) {
 	t.Helper()
-	p, err := refplatform.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, p.CAPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := relay.New(relay.Options{BaseURL: p.URL(), CAFile: caFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, token, err = c.Pair(context.Background(), p.NewPairingCode(), relay.Device{Name: "compat", OS: "linux", Version: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	return p, caFile, token
+	tp := testrig.StartPlatform(t)
+	_, token = tp.Pair(t)
+	return tp.Platform, tp.CAFile, token
 }
 
 // relayAll puts two messages in INBOX and one in Sent, runs the engine
