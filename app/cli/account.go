@@ -10,13 +10,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -77,7 +77,7 @@ func addServerFlags(fs *flag.FlagSet) *serverFlags {
 		email: fs.String("email", "", ""), username: fs.String("username", "", ""),
 		imap: fs.String("imap", "", ""), imapSec: fs.String("imap-security", "tls", ""),
 		smtp: fs.String("smtp", "", ""), smtpSec: fs.String("smtp-security", "tls", ""),
-		backfill: fs.String("backfill-days", strconv.Itoa(config.DefaultBackfillDays), ""),
+		backfill: fs.String("backfill-days", "", ""),
 		minTLS:   fs.String("min-tls", "", ""), passwordStdin: fs.Bool("password-stdin", false, ""),
 	}
 	fs.Var(&f.pins, "trust-fingerprint", "")
@@ -104,12 +104,8 @@ func (f *serverFlags) account() (config.Account, error) {
 	if acct.SMTP, err = config.ParseServer(*f.smtp, ssec, defaultPort(true, ssec)); err != nil {
 		return acct, usagef("--smtp: %v", err)
 	}
-	if *f.backfill == "all" {
-		acct.BackfillDays = config.BackfillAll
-	} else if n, err := strconv.Atoi(*f.backfill); err == nil && n >= 0 {
-		acct.BackfillDays = n
-	} else {
-		return acct, usagef("--backfill-days must be a number of days or \"all\"")
+	if _, err := f.settings(); err != nil {
+		return acct, err
 	}
 	for _, p := range f.pins {
 		fp, err := trust.ParseFingerprint(p)
@@ -122,6 +118,18 @@ func (f *serverFlags) account() (config.Account, error) {
 		return acct, usagef("--min-tls: %v", err)
 	}
 	return acct, nil
+}
+
+// settings returns the settings the flags change: --backfill-days sets
+// the one backfill window of the home (every account's).
+func (f *serverFlags) settings() (settings.Values, error) {
+	var v settings.Values
+	if *f.backfill != "" {
+		if err := v.Set(settings.BackfillDays, *f.backfill); err != nil {
+			return v, usagef("--backfill-days must be a number of days or \"all\"")
+		}
+	}
+	return v, nil
 }
 
 func (e *env) accountAdd(args []string) error {
@@ -150,6 +158,16 @@ func (e *env) accountAdd(args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "IMAP %s (%s): login ok, INBOX and Sent %q (found %s)\n", acct.IMAP.Addr(), acct.IMAP.Security, chk.Sent.Name, chk.Sent.How)
 	fmt.Fprintf(e.stdout, "SMTP %s (%s): login ok\n", acct.SMTP.Addr(), acct.SMTP.Security)
+	if change, _ := sf.settings(); !change.Empty() {
+		// The window is the home's, not the account's: stored once the
+		// account is, so a failed check leaves it unchanged too.
+		if err := connector.StoreUserSettings(e.home, settings.Policy{}, change); err != nil {
+			fmt.Fprintf(e.stdout, "the backfill window was not changed: %v\n", err)
+		} else {
+			days, _ := change.Text(settings.BackfillDays)
+			fmt.Fprintf(e.stdout, "backfill window: %s for every account of this home (the platform's setting wins when it sends one)\n", daysWords(days))
+		}
+	}
 	msg := "added %s\n"
 	if e.home.Running() {
 		msg = "added %s; restart Inbox Relay to start relaying it\n"
@@ -197,15 +215,29 @@ func (e *env) accountList(args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EMAIL\tIMAP\tSMTP\tBACKFILL")
+	fmt.Fprintln(tw, "EMAIL\tIMAP\tSMTP")
 	for _, a := range cfg.Accounts {
-		bf := strconv.Itoa(a.BackfillDays) + " days"
-		if a.BackfillDays == config.BackfillAll {
-			bf = "all"
-		}
-		fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%s\n", a.Email, a.IMAP.Addr(), a.IMAP.Security, a.SMTP.Addr(), a.SMTP.Security, bf)
+		fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\n", a.Email, a.IMAP.Addr(), a.IMAP.Security, a.SMTP.Addr(), a.SMTP.Security)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	days, _ := settings.Resolve(settings.Layers{User: cfg.Settings}).Values().Text(settings.BackfillDays)
+	fmt.Fprintf(e.stdout, "backfill window: %s for every account (the platform's setting wins when it sends one)\n", daysWords(days))
+	return nil
+}
+
+// daysWords says a backfill window ("30" or "all") in words.
+func daysWords(days string) string {
+	switch days {
+	case "all":
+		return "all existing mail"
+	case "0":
+		return "today's mail only"
+	case "1":
+		return "the last day"
+	}
+	return "the last " + days + " days"
 }
 
 func (e *env) accountRemove(args []string) error {

@@ -29,6 +29,8 @@ Usage: inboxrelay [--home DIR] <command>
   account add --email ADDR [--username U] --imap HOST:PORT [--imap-security tls|starttls]
               --smtp HOST:PORT [--smtp-security tls|starttls] [--backfill-days N|all]
               [--trust-fingerprint SHA256]... [--min-tls 1.0|1.1|1.2|1.3] --password-stdin
+                     --backfill-days sets how much existing mail every account of this
+                     home relays (one window for all; the platform's setting wins)
   account list [--json]
   account remove ADDR
   sync --once        relay everything pending now, then exit (0: nothing left pending)

@@ -17,6 +17,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/doctor"
 	"github.com/inboxrelay/inboxrelay/sync/engine"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -58,9 +59,9 @@ type Backend interface {
 	CheckCertificate(ctx context.Context, email string) error
 	// TrustCertificate pins a certificate the user confirmed.
 	TrustCertificate(email, fingerprint string) error
-	// SetBackfillDays and SetLogLevel change settings (see Settings).
-	SetBackfillDays(days int) error
-	SetLogLevel(level string) error
+	// SetSettings stores the user's choices that change sets (see
+	// connector.Runner.SetUserSettings) and applies them.
+	SetSettings(change settings.Values) error
 	// LogDir is the folder holding the log files.
 	LogDir() string
 }
@@ -71,7 +72,8 @@ type Status struct {
 	PlatformURL string
 	DeviceName  string // the name the platform knows this computer by
 	Accounts    []config.Account
-	LogLevel    string
+	// Settings are the effective settings, each with where it comes from.
+	Settings settings.Effective
 	// Engine is the engine's last snapshot; zero until it first ran.
 	Engine engine.Snapshot
 	// Running is true while the engine runs.
@@ -237,7 +239,11 @@ func (b *runnerBackend) Status() Status {
 	st.Paired = cfg.Platform.URL != ""
 	st.PlatformURL = cfg.Platform.URL
 	st.Accounts = cfg.Accounts
-	st.LogLevel = cfg.LogLevel
+	if eff, err := b.r.Settings(); err == nil {
+		st.Settings = eff
+	} else {
+		st.Settings = settings.Resolve(settings.Layers{User: cfg.Settings})
+	}
 	if eng := b.r.Engine(); eng != nil {
 		st.Engine = eng.Snapshot()
 	}
@@ -506,14 +512,9 @@ func (b *runnerBackend) TrustCertificate(email, fp string) error {
 	return b.r.TrustCertificate(email, fp)
 }
 
-func (b *runnerBackend) SetBackfillDays(days int) error {
+func (b *runnerBackend) SetSettings(change settings.Values) error {
 	defer b.changed()
-	return b.r.SetBackfillDays(days)
-}
-
-func (b *runnerBackend) SetLogLevel(level string) error {
-	defer b.changed()
-	return b.r.SetLogLevel(level)
+	return b.r.SetUserSettings(change)
 }
 
 func (b *runnerBackend) LogDir() string { return b.r.Home().LogDir() }

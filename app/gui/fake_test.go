@@ -14,6 +14,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/autoconfig"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 )
 
 // fakeBackend is a Backend whose status the test sets and whose commands
@@ -28,6 +29,7 @@ type fakeBackend struct {
 	trusted  map[string]string
 	paused   []bool
 	syncs    int
+	changes  []settings.Values          // SetSettings' arguments
 	reads    int                        // calls of Status
 	subs     map[chan struct{}]struct{} // Subscribe's channels
 
@@ -140,9 +142,13 @@ func (f *fakeBackend) TrustCertificate(email, fp string) error {
 	f.trusted[email] = fp
 	return nil
 }
-func (f *fakeBackend) SetBackfillDays(days int) error { return nil }
-func (f *fakeBackend) SetLogLevel(level string) error { return nil }
-func (f *fakeBackend) LogDir() string                 { return "/tmp/logs" }
+func (f *fakeBackend) SetSettings(change settings.Values) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.changes = append(f.changes, change)
+	return nil
+}
+func (f *fakeBackend) LogDir() string { return "/tmp/logs" }
 
 // serial stands for the fyne goroutine in tests: fyne's test driver runs
 // fyne.Do on the caller's goroutine, so the UI's callbacks (Options.Do)

@@ -75,6 +75,7 @@ func Main(args []string, stderr io.Writer) int {
 
 	a := app.NewWithID(AppID)
 	a.SetIcon(appIcon())
+	migratePrefs(a.Preferences(), r)
 	backend := newRunnerBackend(r)
 	supervised := make(chan struct{})
 	go func() { defer close(supervised); backend.run(ctx) }()

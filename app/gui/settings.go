@@ -1,6 +1,7 @@
 package gui
 
 import (
+	"fmt"
 	"net/url"
 	"path/filepath"
 
@@ -9,14 +10,42 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/connector"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 )
 
-// Preference keys (fyne preferences: UI choices, not sync settings).
+// Preference keys of the fyne preferences in which earlier versions kept
+// two settings; migratePrefs moves them into the user's settings.
 const (
 	prefBackfill     = "backfill_days"
 	prefPauseMetered = "pause_on_metered"
 )
+
+// migratePrefs moves the settings earlier versions kept as fyne
+// preferences into the user's settings (config.json), where every front
+// end reads them, unless the user's settings already have them; then it
+// forgets the preferences.
+func migratePrefs(p fyne.Preferences, r *connector.Runner) {
+	cfg, err := r.Home().Load()
+	if err != nil {
+		return // tried again at the next start
+	}
+	var change settings.Values
+	const none = -1 << 20
+	if d := p.IntWithFallback(prefBackfill, none); d != none && !cfg.Settings.Has(settings.BackfillDays) {
+		change.BackfillDays = settings.Int(d)
+	}
+	if p.Bool(prefPauseMetered) && !cfg.Settings.Has(settings.PauseOnMetered) {
+		change.PauseOnMetered = settings.Bool(true)
+	}
+	if !change.Empty() {
+		if err := r.SetUserSettings(change); err != nil {
+			r.Log().Info("an earlier version's preference was not kept", "err", err)
+		}
+	}
+	p.RemoveValue(prefBackfill)
+	p.RemoveValue(prefPauseMetered)
+}
 
 // backfillChoices are the backfill windows offered, in order.
 var backfillChoices = []struct {
@@ -27,15 +56,20 @@ var backfillChoices = []struct {
 	{"The last 30 days", 30},
 	{"The last 90 days", 90},
 	{"The last year", 365},
-	{"Everything", config.BackfillAll},
+	{"Everything", settings.BackfillAll},
 }
 
-// backfillDefault is the backfill window for new mailboxes.
-func backfillDefault(app fyne.App) int {
-	return app.Preferences().IntWithFallback(prefBackfill, config.DefaultBackfillDays)
+// settingHint says who sets a setting the user cannot change here; "" when
+// the user's choice applies.
+func settingHint(eff settings.Effective, k settings.Key) string {
+	switch eff.Source(k) {
+	case settings.SourcePolicyLocked:
+		return "Set by your IT department."
+	case settings.SourcePlatform:
+		return "Set by your platform."
+	}
+	return ""
 }
-
-var logLevels = []string{"debug", "info", "warn", "error"}
 
 // ShowSettings opens the settings window (or brings it forward).
 func (u *UI) ShowSettings() {
@@ -54,42 +88,51 @@ func (u *UI) ShowSettings() {
 }
 
 func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
+	eff := u.last.Settings
+	set := func(change settings.Values) {
+		b := u.b()
+		go func() {
+			err := b.SetSettings(change)
+			u.do(func() {
+				if err != nil {
+					dialog.ShowError(err, w)
+				}
+			})
+			u.Refresh()
+		}()
+	}
 	var labels []string
-	current := backfillDefault(u.app)
 	sel := ""
 	for _, c := range backfillChoices {
 		labels = append(labels, c.label)
-		if c.days == current {
+		if c.days == eff.BackfillDays {
 			sel = c.label
 		}
+	}
+	if sel == "" { // a window the platform or IT chose
+		sel = fmt.Sprintf("The last %d days", eff.BackfillDays)
+		labels = append(labels, sel)
 	}
 	backfill := widget.NewSelect(labels, nil)
 	backfill.SetSelected(sel)
 	backfill.OnChanged = func(label string) {
 		for _, c := range backfillChoices {
 			if c.label == label {
-				u.app.Preferences().SetInt(prefBackfill, c.days)
-				if err := u.b().SetBackfillDays(c.days); err != nil {
-					dialog.ShowError(err, w)
-				}
+				set(settings.Values{BackfillDays: settings.Int(c.days)})
 			}
 		}
 	}
 
-	level := widget.NewSelect(logLevels, nil)
-	lv := u.last.LogLevel
-	if lv == "" {
-		lv = "info"
-	}
-	level.SetSelected(lv)
-	level.OnChanged = func(l string) {
-		if err := u.b().SetLogLevel(l); err != nil {
-			dialog.ShowError(err, w)
-		}
-	}
+	level := widget.NewSelect(settings.LogLevels, nil)
+	level.SetSelected(eff.LogLevel)
+	level.OnChanged = func(l string) { set(settings.Values{LogLevel: settings.String(l)}) }
 
 	form := widget.NewForm(widget.NewFormItem("Relay existing mail from", backfill))
-	form.Items[0].HintText = "Mail already relayed stays relayed; your platform's setting, if it has one, wins."
+	form.Items[0].HintText = "Mail already relayed stays relayed."
+	if h := settingHint(eff, settings.BackfillDays); h != "" {
+		backfill.Disable()
+		form.Items[0].HintText = h + " " + form.Items[0].HintText
+	}
 
 	if u.o.Autostart != nil {
 		login := widget.NewCheck("Start Inbox Relay when I log in", nil)
@@ -103,18 +146,23 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 		form.Append("", login)
 	}
 	if u.o.Metered != nil {
-		metered := widget.NewCheck("Pause on metered connections", func(on bool) {
-			u.app.Preferences().SetBool(prefPauseMetered, on)
-			u.Refresh()
-		})
-		metered.SetChecked(u.app.Preferences().Bool(prefPauseMetered))
+		metered := widget.NewCheck("Pause on metered connections", nil)
+		metered.SetChecked(eff.PauseOnMetered)
+		metered.OnChanged = func(on bool) { set(settings.Values{PauseOnMetered: settings.Bool(on)}) }
 		form.Append("", metered)
-		if _, ok := u.o.Metered(); !ok {
+		if h := settingHint(eff, settings.PauseOnMetered); h != "" {
+			metered.Disable()
+			form.Items[len(form.Items)-1].HintText = h
+		} else if _, ok := u.o.Metered(); !ok {
 			metered.Disable()
 			form.Items[len(form.Items)-1].HintText = "This computer does not say whether its connection is metered."
 		}
 	}
 	form.Append("Log detail", level)
+	if h := settingHint(eff, settings.LogLevel); h != "" {
+		level.Disable()
+		form.Items[len(form.Items)-1].HintText = h
+	}
 	logs := widget.NewButton("Open the log folder", func() {
 		dir := u.b().LogDir()
 		if err := u.app.OpenURL(&url.URL{Scheme: "file", Path: filepath.ToSlash(dir)}); err != nil {

@@ -390,7 +390,7 @@ func (s *setupView) account() (config.Account, string, error) {
 		return config.Account{}, "", err
 	}
 	acct := config.Account{Email: email, Username: strings.TrimSpace(s.username.Text), IMAP: imap, SMTP: smtp,
-		BackfillDays: backfillDefault(s.u.app), TrustFingerprints: append([]string(nil), s.pins...)}
+		TrustFingerprints: append([]string(nil), s.pins...)}
 	return acct, s.password.Text, nil
 }
 

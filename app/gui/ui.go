@@ -167,17 +167,17 @@ func (u *UI) poll(ctx context.Context, box *backendBox, changes <-chan struct{},
 			}
 		}
 		readAt = time.Now()
+		st := u.b().Status()
 		if u.o.Metered != nil && time.Since(meteredAt) > 30*time.Second {
 			meteredAt = time.Now()
 			m, ok := u.o.Metered()
-			should := ok && m && u.app.Preferences().Bool(prefPauseMetered)
+			should := ok && m && st.Settings.PauseOnMetered
 			if should != meteredPaused {
 				// Only undo a pause this made: a pause of the user's stays.
 				meteredPaused = should
 				u.b().SetPaused(should)
 			}
 		}
-		st := u.b().Status()
 		u.do(func() { u.apply(st) })
 	}
 }

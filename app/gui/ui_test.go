@@ -230,9 +230,6 @@ func TestSetupPairsThenAddsAMailbox(t *testing.T) {
 		if len(b.added) != 1 || b.added[0].Username != "alice" || b.added[0].IMAP.Host != "imap.acme.com" || b.password["alice@acme.com"] != "s3cret" {
 			t.Fatalf("stored %+v", b.added)
 		}
-		if b.added[0].BackfillDays != config.DefaultBackfillDays {
-			t.Fatalf("backfill %d", b.added[0].BackfillDays)
-		}
 	})
 }
 

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 )
 
 // Security is how a connection to a mail server is protected.
@@ -69,13 +71,6 @@ func ParseServer(hostport string, sec Security, defaultPort int) (Server, error)
 	return Server{Host: host, Port: p, Security: sec}, nil
 }
 
-// BackfillAll, as Account.BackfillDays, relays the whole folder, whatever
-// the age of its messages.
-const BackfillAll = -1
-
-// DefaultBackfillDays is the window relayed when an account is added.
-const DefaultBackfillDays = 30
-
 // Account is one mailbox. Its password is in the keychain under
 // keychain.AccountKey(Email).
 type Account struct {
@@ -83,10 +78,6 @@ type Account struct {
 	Username string `json:"username"` // login name; Email when empty
 	IMAP     Server `json:"imap"`
 	SMTP     Server `json:"smtp"`
-	// BackfillDays is how many days of existing mail the first sync relays;
-	// BackfillAll relays everything. The platform's backfill_days setting
-	// overrides it.
-	BackfillDays int `json:"backfill_days"`
 	// TrustFingerprints are SHA-256 fingerprints (lowercase hex, no colons)
 	// of server certificates trusted even though no system root vouches
 	// for them.
@@ -120,8 +111,10 @@ type Platform struct {
 type Config struct {
 	Platform Platform  `json:"platform"`
 	Accounts []Account `json:"accounts"`
-	// LogLevel is debug, info, warn or error; empty means info.
-	LogLevel string `json:"log_level,omitempty"`
+	// Settings are the user's own choices: the user layer of
+	// sync/settings, which resolves them against the platform's and IT's
+	// (read settings through it, never from here alone).
+	Settings settings.Values `json:"settings"`
 }
 
 // Account returns the account with this e-mail address (case-insensitive).
@@ -196,7 +189,51 @@ func (h Home) Load() (*Config, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("settings file %s is damaged (%v): fix or remove it", h.ConfigPath(), err)
 	}
+	var old legacy
+	if err := json.Unmarshal(b, &old); err == nil {
+		old.migrate(&c)
+	}
 	return &c, nil
+}
+
+// legacy holds what files written before sync/settings kept elsewhere: a
+// backfill window per account and the log level at the top level.
+type legacy struct {
+	LogLevel string `json:"log_level"`
+	Accounts []struct {
+		BackfillDays *int `json:"backfill_days"`
+	} `json:"accounts"`
+}
+
+// migrate moves legacy settings into c.Settings (the next Save writes the
+// new form), unless c.Settings sets them already. Of several accounts'
+// backfill windows the narrowest is kept: a folder that has synced keeps
+// its own window anyway (a narrower setting never takes back what was
+// relayed), and a wider one could relay mail its user chose to keep back.
+func (old legacy) migrate(c *Config) {
+	if old.LogLevel != "" && c.Settings.LogLevel == nil {
+		var v settings.Values
+		if v.Set(settings.LogLevel, old.LogLevel) == nil {
+			c.Settings.LogLevel = v.LogLevel
+		}
+	}
+	if c.Settings.BackfillDays != nil {
+		return
+	}
+	narrowest, found := 0, false
+	for _, a := range old.Accounts {
+		d := a.BackfillDays
+		if d == nil || (*d < 0 && *d != settings.BackfillAll) {
+			continue
+		}
+		wider := func(x, y int) bool { return y != settings.BackfillAll && (x == settings.BackfillAll || x > y) }
+		if !found || wider(narrowest, *d) {
+			narrowest, found = *d, true
+		}
+	}
+	if found {
+		c.Settings.BackfillDays = settings.Int(narrowest)
+	}
 }
 
 // Save writes c atomically with mode 0600.

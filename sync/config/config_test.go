@@ -1,10 +1,13 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 )
 
 func TestParseServer(t *testing.T) {
@@ -77,5 +80,74 @@ func TestDamagedSettingsSayWhatToDo(t *testing.T) {
 	os.WriteFile(h.ConfigPath(), []byte("{not json"), 0o600)
 	if _, err := h.Load(); err == nil {
 		t.Fatal("a damaged settings file loaded")
+	}
+}
+
+// TestMigrateLegacySettings: files written before sync/settings kept a
+// backfill window in each account and the log level at the top; Load moves
+// them into the user layer (the narrowest window), and Save writes only the
+// new form.
+func TestMigrateLegacySettings(t *testing.T) {
+	tests := []struct {
+		name     string
+		file     string
+		backfill string // "" when not set
+		level    string
+	}{
+		{"one account", `{"accounts":[{"email":"a@x.com","backfill_days":90}],"log_level":"debug"}`, "90", "debug"},
+		{"narrowest of several", `{"accounts":[{"email":"a@x.com","backfill_days":-1},{"email":"b@x.com","backfill_days":7},{"email":"c@x.com","backfill_days":30}]}`, "7", ""},
+		{"everything everywhere", `{"accounts":[{"email":"a@x.com","backfill_days":-1},{"email":"b@x.com","backfill_days":-1}]}`, "all", ""},
+		{"zero days is a window", `{"accounts":[{"email":"a@x.com","backfill_days":0},{"email":"b@x.com","backfill_days":30}]}`, "0", ""},
+		{"new form wins", `{"accounts":[{"email":"a@x.com","backfill_days":7}],"log_level":"debug","settings":{"backfill_days":365,"log_level":"warn"}}`, "365", "warn"},
+		{"nothing to migrate", `{"accounts":[{"email":"a@x.com"}]}`, "", ""},
+		{"bad legacy values ignored", `{"accounts":[{"email":"a@x.com","backfill_days":-5}],"log_level":"loud"}`, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := OpenHome(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(h.ConfigPath(), []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := h.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := func(c *Config, when string) {
+				t.Helper()
+				bf, _ := c.Settings.Text(settings.BackfillDays)
+				lv, _ := c.Settings.Text(settings.LogLevel)
+				if bf != tt.backfill || lv != tt.level {
+					t.Fatalf("%s: backfill %q, log level %q; want %q, %q", when, bf, lv, tt.backfill, tt.level)
+				}
+			}
+			check(c, "loaded")
+			if err := h.Save(c); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(h.ConfigPath())
+			var raw struct {
+				LogLevel *string `json:"log_level"`
+				Accounts []map[string]any
+			}
+			if err := json.Unmarshal(b, &raw); err != nil {
+				t.Fatal(err)
+			}
+			if raw.LogLevel != nil {
+				t.Fatalf("saved file still has a top-level log_level: %s", b)
+			}
+			for _, a := range raw.Accounts {
+				if _, ok := a["backfill_days"]; ok {
+					t.Fatalf("saved file still has a per-account backfill_days: %s", b)
+				}
+			}
+			again, err := h.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(again, "saved and loaded again")
+		})
 	}
 }

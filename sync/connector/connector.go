@@ -25,6 +25,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/imapsync"
 	"github.com/inboxrelay/inboxrelay/sync/logfile"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 	"github.com/inboxrelay/inboxrelay/sync/smtpsend"
 	"github.com/inboxrelay/inboxrelay/sync/state"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
@@ -190,6 +191,11 @@ type Options struct {
 	Once bool
 	// Tweak, when set, adjusts the engine's options (tests, the demo).
 	Tweak func(*engine.Options)
+	// Policy, when set, reads IT's policy (sync/policy): the locked and
+	// default layers of the settings. It is read again at every engine
+	// build and every Settings call; an error stops the engine from
+	// starting (a policy that cannot be read is not ignored).
+	Policy func() (settings.Policy, error)
 }
 
 // Runner runs the engine of one home. It holds the home's lock from Open
@@ -203,6 +209,8 @@ type Runner struct {
 	close  func()
 	reload chan struct{}
 	level  *slog.LevelVar // the log's level, changed live by SetLogLevel
+
+	setMu gosync.Mutex // serializes SetUserSettings' read-modify-write of config.json
 
 	mu  gosync.Mutex
 	eng *engine.Engine
@@ -240,21 +248,22 @@ func Open(home config.Home, o Options) (*Runner, error) {
 	if o.LogTo != nil {
 		w = io.MultiWriter(o.LogTo, lf)
 	}
-	level := new(slog.LevelVar)
-	if level.UnmarshalText([]byte(cfg.LogLevel)) != nil {
-		level.Set(slog.LevelInfo)
-	}
 	store, err := state.Open(home.StatePath())
 	if err != nil {
 		lf.Close()
 		return nil, err
 	}
 	ok = true
-	return &Runner{
+	level := new(slog.LevelVar)
+	r := &Runner{
 		home: home, o: o, kc: kc, store: store, reload: make(chan struct{}, 1), level: level, subs: map[chan struct{}]struct{}{},
 		log:   slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})),
 		close: func() { store.Close(); lf.Close(); unlock() },
-	}, nil
+	}
+	if eff, err := r.resolve(cfg); err == nil {
+		r.applyLogLevel(eff.LogLevel)
+	}
+	return r, nil
 }
 
 // Log is the runner's logger.
@@ -283,8 +292,12 @@ func (r *Runner) newEngine() (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	pol, err := r.policy()
+	if err != nil {
+		return nil, err
+	}
 	o := engine.Options{
-		Home: r.home, Config: cfg, Store: r.store, Secrets: r.kc, Log: r.log, Once: r.o.Once,
+		Home: r.home, Config: cfg, Store: r.store, Secrets: r.kc, Log: r.log, Once: r.o.Once, Policy: pol,
 		Platform: relay.Options{BaseURL: cfg.Platform.URL, CAFile: cfg.Platform.CAFile, Proxy: cfg.Platform.Proxy, Token: token},
 	}
 	if r.o.Once {

@@ -2,17 +2,20 @@ package connector
 
 // What the tray app needs besides the command line's commands: fixing an
 // account in place (a new password, a newly trusted certificate) and the
-// few settings it edits. Each change is checked, stored, then applied by
-// restarting the engine (Reload), as AddAccount does.
+// settings it edits. Each account change is checked, stored, then applied
+// by restarting the engine (Reload), as AddAccount does; settings are
+// applied live where they can be.
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
 	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -77,44 +80,113 @@ func (r *Runner) TrustCertificate(email, fingerprint string) error {
 	return fmt.Errorf("no account %s here", email)
 }
 
-// SetLogLevel stores the log level (debug, info, warn or error) and applies
-// it to the running log at once.
-func (r *Runner) SetLogLevel(level string) error {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return fmt.Errorf("log level %q is not one of debug, info, warn, error", level)
+// Settings resolves the settings now (sync/settings): IT's policy, the
+// platform's settings as last received, the user's choices. Every front
+// end reads settings here.
+func (r *Runner) Settings() (settings.Effective, error) {
+	cfg, err := r.home.Load()
+	if err != nil {
+		return settings.Effective{}, err
 	}
+	return r.resolve(cfg)
+}
+
+// resolve resolves the settings with cfg as the user's.
+func (r *Runner) resolve(cfg *config.Config) (settings.Effective, error) {
+	pol, err := r.policy()
+	if err != nil {
+		return settings.Effective{}, err
+	}
+	plat, err := r.store.Settings()
+	if err != nil {
+		return settings.Effective{}, err
+	}
+	return settings.Resolve(pol.Layers(cfg.Settings, plat.Layer())), nil
+}
+
+// policy reads IT's policy (Options.Policy); none when it is not set.
+func (r *Runner) policy() (settings.Policy, error) {
+	if r.o.Policy == nil {
+		return settings.Policy{}, nil
+	}
+	return r.o.Policy()
+}
+
+// SetUserSettings stores the user's choices that change sets (the user
+// layer of sync/settings; what change leaves nil is kept) and applies
+// them: the log level at once, pause_on_metered at the next look at the
+// network, the backfill window and the relay domains by restarting the
+// engine. A value that does not validate, or a setting IT's policy locks,
+// is refused (a *settings.LockedError) and nothing is stored. A setting the
+// platform sets is stored all the same: it applies when the platform stops
+// setting it.
+func (r *Runner) SetUserSettings(change settings.Values) error {
+	if err := change.Validate(); err != nil {
+		return err
+	}
+	r.setMu.Lock()
+	defer r.setMu.Unlock()
 	cfg, err := r.home.Load()
 	if err != nil {
 		return err
 	}
-	cfg.LogLevel = strings.ToLower(level)
-	if err := r.home.Save(cfg); err != nil {
+	before, err := r.resolve(cfg)
+	if err != nil {
 		return err
 	}
-	r.level.Set(l)
+	pol, err := r.policy()
+	if err != nil {
+		return err
+	}
+	if err := StoreUserSettings(r.home, pol, change); err != nil {
+		return err
+	}
+	if cfg, err = r.home.Load(); err != nil {
+		return err
+	}
+	after, err := r.resolve(cfg)
+	if err != nil {
+		return err
+	}
+	r.applyLogLevel(after.LogLevel)
+	if after.BackfillDays != before.BackfillDays || !slices.Equal(after.RelayDomains, before.RelayDomains) {
+		r.log.Info("settings changed; the engine restarts to apply them", "backfill_days", after.BackfillDays)
+		r.Reload()
+	}
+	r.changed()
 	return nil
 }
 
-// SetBackfillDays sets how many days of existing mail every account relays
-// (config.BackfillAll: everything) and restarts the engine. Mail already
-// relayed stays relayed; a platform's backfill_days setting still wins.
-func (r *Runner) SetBackfillDays(days int) error {
-	if days < 0 && days != config.BackfillAll {
-		return fmt.Errorf("backfill window %d is not a number of days", days)
+// StoreUserSettings stores the user's choices that change sets in the
+// home's config.json (what change leaves nil is kept), for a front end
+// without a Runner (`inboxrelay account add --backfill-days`); a running
+// engine applies them when it restarts. A value that does not validate, or
+// a setting pol locks (a *settings.LockedError), is refused and nothing is
+// stored.
+func StoreUserSettings(home config.Home, pol settings.Policy, change settings.Values) error {
+	if err := change.Validate(); err != nil {
+		return err
 	}
-	cfg, err := r.home.Load()
+	eff := settings.Resolve(pol.Layers(change, settings.Values{}))
+	for _, k := range settings.Keys {
+		if change.Has(k) && eff.Locked(k) {
+			return &settings.LockedError{Key: k}
+		}
+	}
+	cfg, err := home.Load()
 	if err != nil {
 		return err
 	}
-	for i := range cfg.Accounts {
-		cfg.Accounts[i].BackfillDays = days
+	cfg.Settings = cfg.Settings.Merge(change)
+	return home.Save(cfg)
+}
+
+// applyLogLevel sets the running log's level.
+func (r *Runner) applyLogLevel(level string) {
+	var l slog.Level
+	if l.UnmarshalText([]byte(level)) == nil {
+		r.level.Set(l)
 	}
-	if err := r.home.Save(cfg); err != nil {
-		return err
-	}
-	r.Reload()
-	return nil
 }
 
 // CheckStoredAccount runs CheckAccount on an account as it is stored, with

@@ -90,7 +90,7 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 	if err != nil {
 		return nil, err
 	}
-	acct := config.Account{Email: Email, IMAP: imapSrv, SMTP: smtpSrv, BackfillDays: config.DefaultBackfillDays, TrustFingerprints: []string{d.Mail.Fingerprint()}}
+	acct := config.Account{Email: Email, IMAP: imapSrv, SMTP: smtpSrv, TrustFingerprints: []string{d.Mail.Fingerprint()}}
 	if _, err := connector.AddAccount(ctx, d.Home, acct, password); err != nil {
 		return nil, err
 	}

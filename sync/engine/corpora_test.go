@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 )
 
 // corporaDir is shared/corpora, beside the repository.
@@ -45,7 +46,7 @@ func TestCorporaRelayedByteForByte(t *testing.T) {
 		t.Fatalf("found %d corpus files, expected about 400", len(files))
 	}
 	r := newRig(t, dovecottest.Options{})
-	r.cfg.Accounts[0].BackfillDays = -1 // the corpus dates span decades
+	r.cfg.Settings.BackfillDays = settings.Int(settings.BackfillAll) // the corpus dates span decades
 	c := r.dovecot.Login(t, r.email, nil)
 	appended := 0
 	for _, f := range files {

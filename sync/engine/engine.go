@@ -25,6 +25,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/backoff"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 	"github.com/inboxrelay/inboxrelay/sync/spool"
 	"github.com/inboxrelay/inboxrelay/sync/state"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
@@ -45,6 +46,9 @@ type Options struct {
 	Secrets  Secrets
 	Platform relay.Options // BaseURL, CAFile, Proxy and Token of the paired platform
 	Log      *slog.Logger
+	// Policy is IT's part of the settings (sync/settings). The user's part
+	// is Config.Settings; the platform's is what the heartbeat brings.
+	Policy settings.Policy
 
 	// Once makes Run do one pass over every folder and return: nil when
 	// nothing is left pending.
@@ -461,6 +465,12 @@ func (e *Engine) currentSettings() state.Settings {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.settings
+}
+
+// effective resolves the settings (sync/settings) with the platform's as
+// last received.
+func (e *Engine) effective() settings.Effective {
+	return settings.Resolve(e.o.Policy.Layers(e.o.Config.Settings, e.currentSettings().Layer()))
 }
 
 // heartbeatLoop beats at once, then every HeartbeatEvery, without holding

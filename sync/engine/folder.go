@@ -174,10 +174,7 @@ func (f *folderSync) session(ctx context.Context) error {
 // window returns the start of the backfill window (UTC midnight; IMAP
 // SINCE compares dates only); zero means everything.
 func (f *folderSync) window() time.Time {
-	days := f.acct.BackfillDays
-	if s := f.e.currentSettings(); s.BackfillDays != nil {
-		days = *s.BackfillDays
-	}
+	days := f.e.effective().BackfillDays
 	if days < 0 {
 		return time.Time{}
 	}
@@ -328,7 +325,7 @@ func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.F
 	if err != nil {
 		return err
 	}
-	domains := f.e.currentSettings().RelayDomains
+	domains := f.e.effective().RelayDomains
 	var group []imapsync.Meta
 	var groupBytes int64
 	flush := func() error {

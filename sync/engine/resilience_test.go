@@ -11,6 +11,7 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 )
 
 // freezer is a TCP proxy whose existing connections can be frozen: bytes
@@ -195,4 +196,34 @@ func TestStopMidBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitStored(30, time.Second)
+}
+
+// TestBackfillFollowsTheSettingsPrecedence: the engine takes the backfill
+// window from sync/settings: the user's 7 days keep a 20-day-old message
+// back; the platform's 90 days win over the user's; IT's locked 7 days win
+// over the platform's, so a message older than that is still not relayed.
+func TestBackfillFollowsTheSettingsPrecedence(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	r.cfg.Settings.BackfillDays = settings.Int(7)
+	older := r.appendMsg("INBOX", 1, 1000, time.Now().AddDate(0, 0, -20))
+	oldest := r.appendMsg("INBOX", 2, 1000, time.Now().AddDate(0, 0, -60))
+	lockSeven := func(o *Options) { o.Policy.Locked.BackfillDays = settings.Int(7) }
+	if err := r.syncOnce(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.platform.Messages()); n != 0 {
+		t.Fatalf("with the user's 7-day window, %d messages stored, want none", n)
+	}
+	days := 90
+	r.platform.SetSettings(refplatform.Settings{BackfillDays: &days})
+	if err := r.syncOnce(lockSeven); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.platform.Messages()); n != 0 {
+		t.Fatalf("with IT's locked 7-day window over the platform's 90, %d messages stored, want none", n)
+	}
+	if err := r.syncOnce(); err != nil {
+		t.Fatal(err)
+	}
+	r.checkStored(map[string][]byte{keyOf(older): older, keyOf(oldest): oldest}, map[string]string{keyOf(older): "inbox", keyOf(oldest): "inbox"})
 }

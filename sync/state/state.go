@@ -18,6 +18,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 )
 
 // Store is an open state database. Safe for concurrent use.
@@ -345,6 +347,17 @@ func (s *Store) Forget(account string) error {
 type Settings struct {
 	BackfillDays *int     `json:"backfill_days,omitempty"`
 	RelayDomains []string `json:"relay_domains,omitempty"`
+}
+
+// Layer returns the platform's settings as their layer of sync/settings,
+// which decides what wins over what. A setting added here must be added
+// there too.
+func (st Settings) Layer() settings.Values {
+	v := settings.Values{BackfillDays: st.BackfillDays}
+	if st.RelayDomains != nil { // an empty list given by the platform lifts the filter
+		v.RelayDomains = settings.Strings(st.RelayDomains...)
+	}
+	return v
 }
 
 // Settings returns the stored platform settings.

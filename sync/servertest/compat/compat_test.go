@@ -66,7 +66,7 @@ func (m mailbox) account(t *testing.T) config.Account {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := config.Account{Email: m.user, Username: m.login, IMAP: imapSrv, SMTP: imapSrv, BackfillDays: 30,
+	a := config.Account{Email: m.user, Username: m.login, IMAP: imapSrv, SMTP: imapSrv,
 		TrustFingerprints: []string{m.fingerprint}, MinTLS: m.minTLS}
 	if m.smtp != "" {
 		if a.SMTP, err = config.ParseServer(m.smtp, m.smtpSec, 465); err != nil {

@@ -37,6 +37,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/faultproxy"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 )
 
 // Default account of a Rig, used when Options leave them empty.
@@ -45,8 +46,8 @@ const (
 	DefaultPassword = "correct horse battery"
 )
 
-// DefaultBackfillDays is the account's backfill window in the Config New
-// writes.
+// DefaultBackfillDays is the home's backfill window (the user's setting)
+// in the Config New writes.
 const DefaultBackfillDays = 30
 
 // Main is a TestMain for packages whose tests use the keychain (every
@@ -224,9 +225,10 @@ func New(t testing.TB, opts Options) *Rig {
 	r.Config = &config.Config{
 		Platform: config.Platform{URL: r.PlatformURL(), DeviceID: r.DeviceID, CAFile: r.Platform.CAFile},
 		Accounts: []config.Account{{
-			Email: r.Email, IMAP: imapSrv, SMTP: smtpSrv, BackfillDays: DefaultBackfillDays,
+			Email: r.Email, IMAP: imapSrv, SMTP: smtpSrv,
 			TrustFingerprints: []string{r.Dovecot.Fingerprint},
 		}},
+		Settings: settings.Values{BackfillDays: settings.Int(DefaultBackfillDays)},
 	}
 	r.SaveConfig(t)
 	return r
