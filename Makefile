@@ -18,7 +18,8 @@ DEPS_RUN  := gcc pkg-config libgl1-mesa-dev xorg-dev dbus dbus-x11 gnome-keyring
 # packages declare, asked of apt so the names fit the release.
 UNPACKED  := cyrus-common cyrus-imapd courier-imap courier-base courier-authlib courier-authdaemon courier-authlib-userdb
 DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool imagemagick \
-	sasl2-bin perl util-linux mount
+	sasl2-bin perl util-linux mount \
+	dante-server libglib2.0-bin gsettings-desktop-schemas
 
 .PHONY: all build run test bench deps-run deps-test install-libs vet clean
 

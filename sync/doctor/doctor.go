@@ -67,6 +67,7 @@ import (
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/netdial"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -140,6 +141,8 @@ const (
 	CausePlatformUnpaired  = "platform.unpaired"
 	CausePlatformRefused   = "platform.unauthorized"
 	CausePlatformDown      = "platform.unavailable"
+	CauseProxyFailed       = "tcp.proxy_failed"  // the proxy cannot be reached, or could not connect to the server
+	CauseProxyRefused      = "tcp.proxy_refused" // the proxy refused the tunnel or asks for a login
 )
 
 // Fact is one thing a step found, in the order found.
@@ -207,6 +210,10 @@ func (r *Report) Failed() (Step, bool) {
 type PlatformCheck struct {
 	Platform config.Platform // URL, CAFile, Proxy
 	Token    string          // device token; "" skips the pairing step's token check
+	// Proxy is the proxy the engine uses for the platform
+	// (netdial.PlatformProxy over the effective settings); nil: chosen
+	// here from Platform.Proxy, HTTPS_PROXY and the system's settings.
+	Proxy *netdial.Choice
 }
 
 // Options is what Run checks and how.

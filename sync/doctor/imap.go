@@ -101,12 +101,11 @@ func (r *runner) checkIMAP(ctx context.Context, pol *trust.Policy) {
 		r.skip(TargetIMAP, server, rest...)
 		return
 	}
-	raw, ok := r.connect(ctx, TargetIMAP, server, addrs, srv.Port, "IMAP")
+	raw, dialAddr, ok := r.connect(ctx, TargetIMAP, server, addrs, srv.Port, "IMAP")
 	if !ok {
 		r.skip(TargetIMAP, server, rest[1:]...)
 		return
 	}
-	dialAddr := raw.RemoteAddr().String()
 
 	// TLS, after the plaintext exchange for STARTTLS.
 	s := r.begin(TargetIMAP, StepTLS, titles[StepTLS], server)
@@ -116,8 +115,7 @@ func (r *runner) checkIMAP(ctx context.Context, pol *trust.Policy) {
 		c := raw
 		if !first {
 			var err error
-			d := net.Dialer{Timeout: r.o.StepTimeout}
-			if c, err = d.DialContext(ctx, "tcp", dialAddr); err != nil {
+			if c, err = r.dial(ctx, dialAddr); err != nil {
 				return nil, err
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/inboxrelay/inboxrelay/sync/netdial"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
 )
 
@@ -33,27 +34,29 @@ func (r *runner) checkPlatform(ctx context.Context) {
 		r.skip(TargetPlatform, server, StepTLS, StepPairing)
 		return
 	}
-	// The proxy, chosen as the relay client chooses it: the configured one
-	// wins over HTTPS_PROXY/NO_PROXY.
-	var proxy *url.URL
-	source := "configuration"
-	if p.Proxy != "" {
-		if proxy, err = url.Parse(p.Proxy); err != nil || proxy.Host == "" {
-			r.fail(&s, CausePlatformDown, fmt.Sprintf("the configured proxy %q is not a URL", redactUser(p.Proxy)), "Pair again with a proxy URL such as http://proxy.example.com:3128.")
+	// The proxy, chosen as the engine chooses it.
+	choice := r.o.Platform.Proxy
+	if choice == nil {
+		c, err := netdial.PlatformProxy(ctx, netdial.Setting{Value: p.Proxy, Source: "the settings"}, u, nil)
+		if err != nil {
+			r.fail(&s, CausePlatformDown, err.Error(), "Set a proxy URL such as http://proxy.example.com:3128, or \"direct\".")
 			r.end(s)
 			r.skip(TargetPlatform, server, StepTLS, StepPairing)
 			return
 		}
-	} else {
-		proxy, _ = http.ProxyFromEnvironment(&http.Request{URL: u})
-		source = "HTTPS_PROXY"
+		choice = &c
+	}
+	var proxy *url.URL
+	if choice.Proxy != nil {
+		proxy = choice.Proxy.URL
+	}
+	if choice.Note != "" {
+		s.fact("note", choice.Note)
 	}
 	lookup := u.Hostname()
+	s.fact("proxy", choice.String())
 	if proxy != nil {
-		s.fact("proxy", fmt.Sprintf("%s (from %s)", redactUser(proxy.String()), source))
 		lookup = proxy.Hostname()
-	} else {
-		s.fact("proxy", "none: direct connection")
 	}
 	ok := r.lookupInto(ctx, &s, lookup, proxy != nil)
 	r.end(s)
@@ -80,7 +83,11 @@ func (r *runner) checkPlatform(ctx context.Context) {
 		r.end(s)
 		return
 	}
-	c, err := relay.New(relay.Options{BaseURL: p.URL, CAFile: p.CAFile, Proxy: p.Proxy, Token: r.o.Platform.Token})
+	via := relay.ProxyDirect
+	if proxy != nil {
+		via = proxy.String()
+	}
+	c, err := relay.New(relay.Options{BaseURL: p.URL, CAFile: p.CAFile, Proxy: via, Token: r.o.Platform.Token})
 	if err != nil {
 		r.fail(&s, CausePlatformDown, err.Error(), "Pair again with a valid platform URL.")
 		r.end(s)
@@ -176,7 +183,7 @@ func (r *runner) platformTLS(ctx context.Context, s *stepStart, u *url.URL, caFi
 	if len(chain) == 0 {
 		cause, summary, advice := classifyTCP(u.Host, 443, "HTTPS", r.o.StepTimeout.String(), err)
 		if proxy != nil {
-			summary += fmt.Sprintf(" (through the proxy %s)", proxy.Host)
+			summary += fmt.Sprintf(" (through the proxy %s)", netdial.Redact(proxy))
 			advice = "Check the proxy setting (--proxy, HTTPS_PROXY) with IT."
 		}
 		if cause == CauseTCPFailed {
@@ -246,13 +253,4 @@ func (r *runner) directIssuer(ctx context.Context, u *url.URL) string {
 		return cve.UnverifiedCertificates[0].Issuer.String()
 	}
 	return ""
-}
-
-func redactUser(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = url.User("***")
-	return u.String()
 }

@@ -44,12 +44,11 @@ func (r *runner) checkSMTP(ctx context.Context, pol *trust.Policy) {
 		r.skip(TargetSMTP, server, rest...)
 		return
 	}
-	raw, ok := r.connect(ctx, TargetSMTP, server, addrs, srv.Port, "SMTP")
+	raw, dialAddr, ok := r.connect(ctx, TargetSMTP, server, addrs, srv.Port, "SMTP")
 	if !ok {
 		r.skip(TargetSMTP, server, rest[1:]...)
 		return
 	}
-	dialAddr := raw.RemoteAddr().String()
 
 	s := r.begin(TargetSMTP, StepTLS, titles[StepTLS], server)
 	s.fact("security", string(srv.Security))
@@ -58,8 +57,7 @@ func (r *runner) checkSMTP(ctx context.Context, pol *trust.Policy) {
 		c := raw
 		if !first {
 			var err error
-			d := net.Dialer{Timeout: r.o.StepTimeout}
-			if c, err = d.DialContext(ctx, "tcp", dialAddr); err != nil {
+			if c, err = r.dial(ctx, dialAddr); err != nil {
 				return nil, err
 			}
 		}

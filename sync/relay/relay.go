@@ -70,9 +70,13 @@ func (e *TemporaryError) Unwrap() error { return e.Err }
 type Options struct {
 	BaseURL string // e.g. https://app.example.com/connector
 	CAFile  string // extra PEM roots besides the system's (optional)
-	Proxy   string // explicit proxy URL; wins over HTTPS_PROXY (optional)
+	Proxy   string // explicit proxy URL, or ProxyDirect; wins over HTTPS_PROXY (optional)
 	Token   string // device token; empty before pairing
 }
+
+// ProxyDirect, as Options.Proxy, makes every request go directly, whatever
+// HTTPS_PROXY says.
+const ProxyDirect = "direct"
 
 // Client talks to one platform. Safe for concurrent use.
 type Client struct {
@@ -106,7 +110,9 @@ func New(o Options) (*Client, error) {
 		}
 	}
 	proxy := http.ProxyFromEnvironment
-	if o.Proxy != "" {
+	if o.Proxy == ProxyDirect {
+		proxy = nil
+	} else if o.Proxy != "" {
 		pu, err := url.Parse(o.Proxy)
 		if err != nil || pu.Host == "" {
 			return nil, fmt.Errorf("proxy URL %q is not a URL", o.Proxy)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/imapsync"
+	"github.com/inboxrelay/inboxrelay/sync/netdial"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -71,8 +72,7 @@ func Dial(ctx context.Context, acct config.Account, password string, pol *trust.
 }
 
 func connect(ctx context.Context, srv config.Server, pol *trust.Policy) (*smtp.Client, error) {
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	raw, err := d.DialContext(ctx, "tcp", srv.Addr())
+	raw, err := netdial.Dial(ctx, srv.Addr())
 	if err != nil {
 		return nil, err
 	}
