@@ -107,12 +107,14 @@ func (f *serverFlags) account() (config.Account, error) {
 	if _, err := f.settings(); err != nil {
 		return acct, err
 	}
-	for _, p := range f.pins {
-		fp, err := trust.ParseFingerprint(p)
+	for _, v := range f.pins {
+		pins, err := parsePin(v, acct)
 		if err != nil {
-			return acct, usagef("--trust-fingerprint: %v", err)
+			return acct, usagef("--trust-fingerprint %s: %v", v, err)
 		}
-		acct.TrustFingerprints = append(acct.TrustFingerprints, fp)
+		for _, p := range pins {
+			acct.AddPin(p)
+		}
 	}
 	if _, err := trust.ParseMinVersion(*f.minTLS); err != nil {
 		return acct, usagef("--min-tls: %v", err)
@@ -130,6 +132,55 @@ func (f *serverFlags) settings() (settings.Values, error) {
 		}
 	}
 	return v, nil
+}
+
+// parsePin reads one --trust-fingerprint: "imap=FP" or "smtp=FP" pins the
+// certificate for the account's IMAP or SMTP server, "HOST:PORT=FP" for
+// that server (one of the two), and a bare fingerprint (the old form, or
+// openssl's "SHA256 Fingerprint=…") for whichever of the two presents
+// that certificate: it names one certificate, so it cannot trust another,
+// and AddAccount stores it only for the server that showed it.
+func parsePin(v string, acct config.Account) ([]trust.Pin, error) {
+	if left, right, ok := strings.Cut(v, "="); ok {
+		var server string
+		switch l := strings.ToLower(strings.TrimSpace(left)); {
+		case l == "imap":
+			server = acct.IMAP.Addr()
+		case l == "smtp":
+			server = acct.SMTP.Addr()
+		default:
+			if srv, err := trust.NormalizeServer(left); err == nil {
+				if !strings.EqualFold(srv, acct.IMAP.Addr()) && !strings.EqualFold(srv, acct.SMTP.Addr()) {
+					return nil, fmt.Errorf("%s is neither the --imap server (%s) nor the --smtp server (%s)", left, acct.IMAP.Addr(), acct.SMTP.Addr())
+				}
+				server = srv
+			}
+		}
+		if server != "" {
+			fp, err := trust.ParseFingerprint(right)
+			if err != nil {
+				return nil, err
+			}
+			return []trust.Pin{{Server: server, Fingerprint: fp}}, nil
+		}
+	}
+	fp, err := trust.ParseFingerprint(v)
+	if err != nil {
+		return nil, err
+	}
+	return []trust.Pin{{Server: acct.IMAP.Addr(), Fingerprint: fp}, {Server: acct.SMTP.Addr(), Fingerprint: fp}}, nil
+}
+
+// certLine says how a server's certificate was trusted, and what it
+// says when a pin trusted it (a pin checks none of it).
+func certLine(sc connector.ServerCert) string {
+	switch {
+	case sc.Cert == nil:
+		return ""
+	case sc.Pinned:
+		return fmt.Sprintf("certificate pinned for this server (SHA-256 %s; not checked: %s)", trust.Fingerprint(sc.Cert), trust.Describe(sc.Cert))
+	}
+	return "certificate verified by the system's authorities"
 }
 
 func (e *env) accountAdd(args []string) error {
@@ -156,8 +207,8 @@ func (e *env) accountAdd(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "IMAP %s (%s): login ok, INBOX and Sent %q (found %s)\n", acct.IMAP.Addr(), acct.IMAP.Security, chk.Sent.Name, chk.Sent.How)
-	fmt.Fprintf(e.stdout, "SMTP %s (%s): login ok\n", acct.SMTP.Addr(), acct.SMTP.Security)
+	fmt.Fprintf(e.stdout, "IMAP %s (%s): login ok, INBOX and Sent %q (found %s); %s\n", acct.IMAP.Addr(), acct.IMAP.Security, chk.Sent.Name, chk.Sent.How, certLine(chk.IMAPCert))
+	fmt.Fprintf(e.stdout, "SMTP %s (%s): login ok; %s\n", acct.SMTP.Addr(), acct.SMTP.Security, certLine(chk.SMTPCert))
 	if change, _ := sf.settings(); !change.Empty() {
 		// The window is the home's, not the account's: stored once the
 		// account is, so a failed check leaves it unchanged too.

@@ -28,9 +28,12 @@ Usage: inboxrelay [--home DIR] <command>
                      pair this computer with the platform
   account add --email ADDR [--username U] --imap HOST:PORT [--imap-security tls|starttls]
               --smtp HOST:PORT [--smtp-security tls|starttls] [--backfill-days N|all]
-              [--trust-fingerprint SHA256]... [--min-tls 1.0|1.1|1.2|1.3] --password-stdin
+              [--trust-fingerprint [imap=|smtp=|HOST:PORT=]SHA256]... [--min-tls 1.0|1.1|1.2|1.3] --password-stdin
                      --backfill-days sets how much existing mail every account of this
                      home relays (one window for all; the platform's setting wins)
+                     --trust-fingerprint trusts exactly that certificate for that server,
+                     whatever its name, issuer or dates; a bare SHA256 is pinned for the
+                     server that shows that certificate
   account list [--json]
   account remove ADDR
   sync --once        relay everything pending now, then exit (0: nothing left pending)

@@ -68,6 +68,11 @@ func (e *env) status(args []string) error {
 		if a.LastError != "" {
 			fmt.Fprintf(e.stdout, "  last error: %s\n", a.LastError)
 		}
+		if acct, ok := cfg.Account(a.Email); ok {
+			for _, p := range acct.Pins {
+				fmt.Fprintf(e.stdout, "  certificate pinned for %s: SHA-256 %s (not checked: %s)\n", p.Server, p.Fingerprint, p.Certificate)
+			}
+		}
 		for _, r := range a.Rejections {
 			fmt.Fprintf(e.stdout, "  rejected: %s UID %d (%s): %s\n", r.Folder, r.UID, orDash(r.MessageID), r.Reason)
 		}

@@ -57,8 +57,9 @@ type Backend interface {
 	// certificate problem, if any (a *trust.UntrustedError), to show the
 	// user the fingerprint before TrustCertificate.
 	CheckCertificate(ctx context.Context, email string) error
-	// TrustCertificate pins a certificate the user confirmed.
-	TrustCertificate(email, fingerprint string) error
+	// TrustCertificate pins a certificate the user confirmed, for the one
+	// server that showed it (pin.Server, host:port).
+	TrustCertificate(email string, pin trust.Pin) error
 	// SetSettings stores the user's choices that change sets (see
 	// connector.Runner.SetUserSettings) and applies them.
 	SetSettings(change settings.Values) error
@@ -372,10 +373,11 @@ func checkAccount(ctx context.Context, acct config.Account, password string, pro
 		srv = acct.SMTP
 	}
 	fp := failed.Fact("sha256 fingerprint")
-	if failed.ID == doctor.StepTLS && fp != "" && !slices.Contains(acct.TrustFingerprints, fp) &&
+	pinned := slices.ContainsFunc(acct.PinsFor(srv.Addr()), func(p trust.Pin) bool { return p.Fingerprint == fp })
+	if failed.ID == doctor.StepTLS && fp != "" && !pinned &&
 		(failed.Cause == doctor.CauseTLSUntrusted || failed.Cause == doctor.CauseTLSNameMismatch) {
 		return acct, fmt.Errorf("%s: %w", targetName(failed.Target), &trust.UntrustedError{
-			Host: srv.Host, Fingerprint: fp, Reason: errors.New(failed.Summary)})
+			Server: srv.Addr(), Host: srv.Host, Fingerprint: fp, Reason: errors.New(failed.Summary)})
 	}
 	return acct, fmt.Errorf("%s: %s", stepTitle(failed.Target, failed.ID, failed.Title), failed.Summary)
 }
@@ -508,8 +510,8 @@ func (b *runnerBackend) CheckCertificate(ctx context.Context, email string) erro
 	return nil
 }
 
-func (b *runnerBackend) TrustCertificate(email, fp string) error {
-	return b.r.TrustCertificate(email, fp)
+func (b *runnerBackend) TrustCertificate(email string, pin trust.Pin) error {
+	return b.r.TrustCertificate(email, pin)
 }
 
 func (b *runnerBackend) SetSettings(change settings.Values) error {

@@ -146,7 +146,14 @@ func TestCheckAccountRunsTheDoctor(t *testing.T) {
 		t.Fatal("the TLS step was never shown running")
 	}
 
-	acct.TrustFingerprints = []string{ue.Fingerprint}
+	// A pin is for one server: the outgoing server, with the same
+	// certificate, asks for its own.
+	acct.Pins = []trust.Pin{ue.Pin()}
+	_, err, _ = runCheck(t, acct, samplePassword)
+	if !errors.As(err, &ue) || ue.Server != acct.SMTP.Addr() || ue.Fingerprint != m.Fingerprint() {
+		t.Fatalf("with the IMAP server pinned: %v; want the SMTP server's certificate to need trust", err)
+	}
+	acct.Pins = append(acct.Pins, ue.Pin())
 	got, err, p = runCheck(t, acct, samplePassword)
 	if err != nil {
 		t.Fatalf("with the certificate pinned: %v", err)
@@ -177,7 +184,7 @@ func TestCheckAccountFailures(t *testing.T) {
 	closed.Close()
 
 	pinned := sampleAccount(t, m)
-	pinned.TrustFingerprints = []string{m.Fingerprint()}
+	pinned.Pins = []trust.Pin{{Server: pinned.IMAP.Addr(), Fingerprint: m.Fingerprint()}, {Server: pinned.SMTP.Addr(), Fingerprint: m.Fingerprint()}}
 	wrongPort := pinned
 	wrongPort.IMAP, _ = config.ParseServer(closedAddr, "", 993)
 
@@ -273,6 +280,9 @@ func TestSetupTestsWithTheDoctor(t *testing.T) {
 		t.Fatal("the failed TLS step is not shown")
 	}
 	tap(button(t, w, "Trust it"))
+	// The outgoing server asks for its own decision.
+	waitFor(t, "the trust question for the outgoing server", func() bool { return hasText(w, "Outgoing mail: TLS") && hasText(w, fp) })
+	tap(button(t, w, "Trust it"))
 	add := button(t, w, "Add mailbox")
 	waitFor(t, "the test to pass", func() bool { return !add.Disabled() })
 	if !hasText(w, "Outgoing mail: Login") || !hasText(w, "Logged in as "+sampleEmail+".") {
@@ -281,7 +291,8 @@ func TestSetupTestsWithTheDoctor(t *testing.T) {
 	tap(add)
 	var added []config.Account
 	waitFor(t, "the account", func() bool { b.with(func() { added = b.added }); return len(added) == 1 })
-	if len(added[0].TrustFingerprints) != 1 || added[0].TrustFingerprints[0] != m.Fingerprint() ||
+	if len(added[0].Pins) != 2 || added[0].Pins[0].Fingerprint != m.Fingerprint() || added[0].Pins[0].Server != added[0].IMAP.Addr() ||
+		added[0].Pins[1].Server != added[0].SMTP.Addr() ||
 		added[0].IMAP.Security != config.SecurityTLS || added[0].SMTP.Security != config.SecurityTLS {
 		t.Fatalf("stored %+v", added[0])
 	}

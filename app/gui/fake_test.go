@@ -15,6 +15,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
 // fakeBackend is a Backend whose status the test sets and whose commands
@@ -136,10 +137,10 @@ func (f *fakeBackend) SetPassword(ctx context.Context, email, pw string) error {
 }
 
 func (f *fakeBackend) CheckCertificate(ctx context.Context, email string) error { return f.certErr }
-func (f *fakeBackend) TrustCertificate(email, fp string) error {
+func (f *fakeBackend) TrustCertificate(email string, pin trust.Pin) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.trusted[email] = fp
+	f.trusted[email] = pin.Fingerprint
 	return nil
 }
 func (f *fakeBackend) SetSettings(change settings.Values) error {

@@ -94,7 +94,7 @@ func (u *UI) showTrustFix(email string) {
 				return
 			}
 			trustDialog(u.win, ue, func() {
-				if err := b.TrustCertificate(email, ue.Fingerprint); err != nil {
+				if err := b.TrustCertificate(email, ue.Pin()); err != nil {
 					dialog.ShowError(err, u.win)
 				}
 				u.Refresh()

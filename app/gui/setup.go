@@ -48,7 +48,7 @@ type setupView struct {
 	addBtn    *widget.Button
 	msg       *widget.Label
 	steps     *fyne.Container
-	pins      []string // fingerprints the user confirmed during this setup
+	pins      []trust.Pin // certificates the user confirmed during this setup, each for its server
 	tested    *config.Account
 	edited    map[*widget.Entry]bool // fields the user typed in: autoconfig leaves them alone
 	filling   bool
@@ -390,7 +390,7 @@ func (s *setupView) account() (config.Account, string, error) {
 		return config.Account{}, "", err
 	}
 	acct := config.Account{Email: email, Username: strings.TrimSpace(s.username.Text), IMAP: imap, SMTP: smtp,
-		TrustFingerprints: append([]string(nil), s.pins...)}
+		Pins: append([]trust.Pin(nil), s.pins...)}
 	return acct, s.password.Text, nil
 }
 
@@ -436,7 +436,7 @@ func (s *setupView) test() {
 // it, pins it for this setup and calls then.
 func (s *setupView) askTrust(ue *trust.UntrustedError, then func()) {
 	trustDialog(s.u.win, ue, func() {
-		s.pins = append(s.pins, ue.Fingerprint)
+		s.pins = append(s.pins, ue.Pin())
 		then()
 	})
 }
@@ -523,10 +523,15 @@ func trustDialog(w fyne.Window, ue *trust.UntrustedError, onTrust func()) {
 	fp := widget.NewLabelWithStyle(groupFingerprint(ue.Fingerprint), fyne.TextAlignCenter, fyne.TextStyle{Monospace: true})
 	fp.Wrapping = fyne.TextWrapWord
 	body := container.NewVBox(
-		wrapped("The certificate of "+ue.Host+" is not vouched for by any authority this computer trusts. That is normal for a company server with its own certificate, and it is also what an attack would look like."),
+		wrapped("The certificate of "+ue.Server+" is not vouched for by any authority this computer trusts. That is normal for a company server with its own certificate, and it is also what an attack would look like."),
 		wrapped("Trust it only if your IT team confirms that its SHA-256 fingerprint is:"),
 		fp,
 	)
+	if p := ue.Pin(); p.Certificate != nil {
+		// A pin trusts this certificate on this server whatever it says:
+		// show what it says.
+		body.Add(wrapped("It names " + p.Certificate.String() + ". Trusting it trusts this certificate for " + ue.Server + " only."))
+	}
 	d := dialog.NewCustomConfirm("Trust this server's certificate?", "Trust it", "Don't trust", body, func(ok bool) {
 		if ok {
 			onTrust()

@@ -241,10 +241,10 @@ func TestSetupAsksBeforeTrustingACertificate(t *testing.T) {
 	b := newFake(Status{Paired: true, PlatformURL: "https://p.example"})
 	b.findErr = fmt.Errorf("not found")
 	b.check = func(acct config.Account) error {
-		if slices.Contains(acct.TrustFingerprints, fp) {
+		if slices.ContainsFunc(acct.PinsFor("mail.acme.com:993"), func(p trust.Pin) bool { return p.Fingerprint == fp }) {
 			return nil
 		}
-		return fmt.Errorf("IMAP: %w", &trust.UntrustedError{Host: "mail.acme.com", Fingerprint: fp, Reason: fmt.Errorf("x509: unknown authority")})
+		return fmt.Errorf("IMAP: %w", &trust.UntrustedError{Server: "mail.acme.com:993", Host: "mail.acme.com", Fingerprint: fp, Reason: fmt.Errorf("x509: unknown authority")})
 	}
 	u, _ := newUI(t, b, &fakeTray{})
 	w := u.Window()
@@ -272,8 +272,8 @@ func TestSetupAsksBeforeTrustingACertificate(t *testing.T) {
 	tap(add)
 	var added []config.Account
 	waitFor(t, "the account", func() bool { b.with(func() { added = b.added }); return len(added) == 1 })
-	if !slices.Equal(added[0].TrustFingerprints, []string{fp}) {
-		t.Fatalf("stored pins %q", added[0].TrustFingerprints)
+	if !slices.Equal(added[0].Pins, []trust.Pin{{Server: "mail.acme.com:993", Fingerprint: fp}}) {
+		t.Fatalf("stored pins %+v", added[0].Pins)
 	}
 	// The automatic security was resolved by the test, not left empty.
 	if added[0].IMAP.Security == "" {

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/inboxrelay/inboxrelay/sync/settings"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
 // Security is how a connection to a mail server is protected.
@@ -78,13 +79,83 @@ type Account struct {
 	Username string `json:"username"` // login name; Email when empty
 	IMAP     Server `json:"imap"`
 	SMTP     Server `json:"smtp"`
-	// TrustFingerprints are SHA-256 fingerprints (lowercase hex, no colons)
-	// of server certificates trusted even though no system root vouches
-	// for them.
+	// Pins trust one certificate for one server each (package trust: the
+	// certificate's name, issuer and dates are not checked for it). Only
+	// pins whose Server is this account's IMAP or SMTP address matter.
+	Pins []trust.Pin `json:"pins,omitempty"`
+	// TrustFingerprints is the form pins had before they were per server:
+	// each fingerprint is trusted for the account's IMAP and SMTP servers
+	// (TrustPins). Load turns it into Pins and clears it, so it is never
+	// written again.
 	TrustFingerprints []string `json:"trust_fingerprints,omitempty"`
 	// MinTLS is the lowest TLS version accepted: "1.0", "1.1", "1.2" or
 	// "1.3"; empty means "1.2".
 	MinTLS string `json:"min_tls,omitempty"`
+}
+
+// AddPin adds p (its server and fingerprint normalised) unless the account
+// has it already; it reports whether it was added.
+func (a *Account) AddPin(p trust.Pin) (bool, error) {
+	srv, err := trust.NormalizeServer(p.Server)
+	if err != nil {
+		return false, err
+	}
+	fp, err := trust.ParseFingerprint(p.Fingerprint)
+	if err != nil {
+		return false, err
+	}
+	for i, have := range a.Pins {
+		if have.Fingerprint == fp && strings.EqualFold(have.Server, srv) {
+			if have.Certificate == nil && p.Certificate != nil {
+				a.Pins[i].Certificate = p.Certificate
+			}
+			return false, nil
+		}
+	}
+	p.Server, p.Fingerprint = srv, fp
+	a.Pins = append(a.Pins, p)
+	return true, nil
+}
+
+// PinsFor returns the account's pins for server (host:port).
+func (a Account) PinsFor(server string) []trust.Pin {
+	srv, err := trust.NormalizeServer(server)
+	if err != nil {
+		return nil
+	}
+	var out []trust.Pin
+	for _, p := range a.Pins {
+		if strings.EqualFold(p.Server, srv) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TrustPins returns the pins a trust.Policy for this account gets: Pins,
+// plus each TrustFingerprints entry pinned for the account's IMAP and SMTP
+// servers (what such an entry trusted before pins were per server).
+func (a Account) TrustPins() []trust.Pin {
+	out := append([]trust.Pin(nil), a.Pins...)
+	for _, fp := range a.TrustFingerprints {
+		for _, srv := range []Server{a.IMAP, a.SMTP} {
+			if srv.Host != "" {
+				out = append(out, trust.Pin{Server: srv.Addr(), Fingerprint: fp})
+			}
+		}
+	}
+	return out
+}
+
+// migratePins turns TrustFingerprints into Pins (see TrustPins).
+func (a *Account) migratePins() {
+	if len(a.TrustFingerprints) == 0 {
+		return
+	}
+	for _, p := range a.TrustPins()[len(a.Pins):] {
+		a.AddPin(p) // a malformed old entry is dropped: it made every connection fail
+	}
+	a.TrustFingerprints = nil
 }
 
 // Login returns the name to log in with.
@@ -192,6 +263,9 @@ func (h Home) Load() (*Config, error) {
 	var old legacy
 	if err := json.Unmarshal(b, &old); err == nil {
 		old.migrate(&c)
+	}
+	for i := range c.Accounts {
+		c.Accounts[i].migratePins()
 	}
 	return &c, nil
 }

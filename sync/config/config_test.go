@@ -5,9 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/inboxrelay/inboxrelay/sync/settings"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
 func TestParseServer(t *testing.T) {
@@ -149,5 +151,41 @@ func TestMigrateLegacySettings(t *testing.T) {
 			}
 			check(again, "saved and loaded again")
 		})
+	}
+}
+
+// A home written before pins were per server keeps working: each old
+// fingerprint becomes a pin for the account's IMAP and SMTP servers, and
+// the old list is not written again.
+func TestLoadMigratesFingerprintsToPins(t *testing.T) {
+	h, _ := OpenHome(t.TempDir())
+	fp := strings.Repeat("ab", 32)
+	old := `{"platform":{"url":"https://p.test"},"accounts":[{"email":"a@x.test",
+		"imap":{"host":"Mail.X.test","port":993,"security":"tls"},"smtp":{"host":"mail.x.test","port":465,"security":"tls"},
+		"trust_fingerprints":["` + strings.ToUpper(fp) + `"]}]}`
+	if err := os.WriteFile(h.ConfigPath(), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Accounts[0]
+	want := []trust.Pin{{Server: "mail.x.test:993", Fingerprint: fp}, {Server: "mail.x.test:465", Fingerprint: fp}}
+	if len(a.TrustFingerprints) != 0 || len(a.Pins) != 2 || a.Pins[0] != want[0] || a.Pins[1] != want[1] {
+		t.Fatalf("migrated %+v / %v; want pins %+v", a.Pins, a.TrustFingerprints, want)
+	}
+	if got := a.PinsFor("MAIL.X.TEST:993"); len(got) != 1 || got[0].Fingerprint != fp {
+		t.Errorf("PinsFor = %+v", got)
+	}
+	if err := h.Save(c); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(h.ConfigPath())
+	if strings.Contains(string(b), "trust_fingerprints") || !strings.Contains(string(b), `"sha256": "`+fp) {
+		t.Errorf("saved settings:\n%s", b)
+	}
+	if added, _ := a.AddPin(trust.Pin{Server: "mail.x.test:993", Fingerprint: strings.ToUpper(fp)}); added {
+		t.Error("AddPin added a pin the account has")
 	}
 }

@@ -9,6 +9,7 @@ package connector
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -81,13 +82,24 @@ func Pair(ctx context.Context, home config.Home, o PairOptions) (string, error) 
 // Check is what CheckAccount found.
 type Check struct {
 	Sent imapsync.Folder // the Sent folder and how it was found
+	// IMAPCert and SMTPCert are the certificates the servers presented.
+	IMAPCert, SMTPCert ServerCert
+}
+
+// ServerCert is a server's certificate as the check accepted it.
+type ServerCert struct {
+	Cert *x509.Certificate
+	// Pinned is true when a pin for this server made the certificate
+	// trusted (its name, issuer and dates were not checked); false when
+	// the system's authorities vouched for it.
+	Pinned bool
 }
 
 // CheckAccount logs in to the account's IMAP and SMTP servers, opens INBOX
-// and finds Sent, and returns what it found; the error says which server
-// failed and why.
+// and finds Sent, and returns what it found (the certificates included);
+// the error says which server failed and why.
 func CheckAccount(ctx context.Context, acct config.Account, password string) (Check, error) {
-	pol, err := trust.NewPolicy(acct.MinTLS, acct.TrustFingerprints, nil)
+	pol, err := trust.NewPolicy(acct.MinTLS, acct.TrustPins(), nil)
 	if err != nil {
 		return Check{}, err
 	}
@@ -112,12 +124,41 @@ func CheckAccount(ctx context.Context, acct config.Account, password string) (Ch
 		return Check{}, fmt.Errorf("SMTP: %w", err)
 	}
 	s.Close()
-	return Check{Sent: sent}, nil
+	chk := Check{Sent: sent}
+	chk.IMAPCert.Cert, chk.IMAPCert.Pinned = pol.Presented(acct.IMAP.Addr())
+	chk.SMTPCert.Cert, chk.SMTPCert.Pinned = pol.Presented(acct.SMTP.Addr())
+	return chk, nil
+}
+
+// keepUsedPins returns acct's pins that trusted a certificate in chk, each
+// with the certificate's description; the others trusted nothing (a
+// fingerprint given for both servers, shown by one of them) and are not
+// stored. The old TrustFingerprints are turned into pins on the way.
+func keepUsedPins(acct config.Account, chk Check) []trust.Pin {
+	var out config.Account
+	for _, p := range acct.TrustPins() {
+		for _, sc := range []struct {
+			addr string
+			c    ServerCert
+		}{{acct.IMAP.Addr(), chk.IMAPCert}, {acct.SMTP.Addr(), chk.SMTPCert}} {
+			srv, err := trust.NormalizeServer(p.Server)
+			if err != nil || !sc.c.Pinned || sc.c.Cert == nil || !strings.EqualFold(srv, sc.addr) {
+				continue
+			}
+			if fp, err := trust.ParseFingerprint(p.Fingerprint); err == nil && fp == trust.Fingerprint(sc.c.Cert) {
+				p.Certificate = trust.Describe(sc.c.Cert)
+				out.AddPin(p)
+			}
+		}
+	}
+	return out.Pins
 }
 
 // AddAccount checks the account (CheckAccount), then stores its password
 // in the keychain and the account in the settings. Nothing is stored when
-// a check fails; an account with the same address is refused.
+// a check fails; an account with the same address is refused. Of the
+// account's pins, only those that trusted the certificate a server
+// presented are stored, each with that certificate's description.
 func AddAccount(ctx context.Context, home config.Home, acct config.Account, password string) (Check, error) {
 	cfg, err := home.Load()
 	if err != nil {
@@ -139,6 +180,7 @@ func AddAccount(ctx context.Context, home config.Home, acct config.Account, pass
 	if err != nil {
 		return Check{}, fmt.Errorf("nothing was stored: %w", err)
 	}
+	acct.Pins, acct.TrustFingerprints = keepUsedPins(acct, chk), nil
 	if err := kc.Set(keychain.AccountKey(acct.Email), password); err != nil {
 		return Check{}, fmt.Errorf("store the password: %w", err)
 	}

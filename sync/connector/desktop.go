@@ -45,16 +45,13 @@ func (r *Runner) SetPassword(ctx context.Context, email, password string) error 
 	return nil
 }
 
-// TrustCertificate pins a server certificate for an account by its SHA-256
-// fingerprint (any form trust.ParseFingerprint accepts) and restarts the
+// TrustCertificate pins a server certificate for one of an account's
+// servers (pin.Server, host:port: its IMAP or SMTP server) by its SHA-256
+// fingerprint (any form trust.ParseFingerprint accepts), and restarts the
 // engine. The caller must have shown the fingerprint to the user and had
 // it confirmed: this is the one place where a certificate no root vouches
 // for becomes trusted.
-func (r *Runner) TrustCertificate(email, fingerprint string) error {
-	fp, err := trust.ParseFingerprint(fingerprint)
-	if err != nil {
-		return err
-	}
+func (r *Runner) TrustCertificate(email string, pin trust.Pin) error {
 	cfg, err := r.home.Load()
 	if err != nil {
 		return err
@@ -63,17 +60,23 @@ func (r *Runner) TrustCertificate(email, fingerprint string) error {
 		if !strings.EqualFold(a.Email, email) {
 			continue
 		}
-		for _, have := range a.TrustFingerprints {
-			if have == fp {
-				r.Reload()
-				return nil
-			}
-		}
-		cfg.Accounts[i].TrustFingerprints = append(a.TrustFingerprints, fp)
-		if err := r.home.Save(cfg); err != nil {
+		srv, err := trust.NormalizeServer(pin.Server)
+		if err != nil {
 			return err
 		}
-		r.log.Info("certificate pinned", "account", a.Email, "fingerprint", fp)
+		if !strings.EqualFold(srv, a.IMAP.Addr()) && !strings.EqualFold(srv, a.SMTP.Addr()) {
+			return fmt.Errorf("%s is neither the IMAP nor the SMTP server of %s: nothing was pinned", pin.Server, a.Email)
+		}
+		added, err := cfg.Accounts[i].AddPin(pin)
+		if err != nil {
+			return err
+		}
+		if added {
+			if err := r.home.Save(cfg); err != nil {
+				return err
+			}
+			r.log.Info("certificate pinned", "account", a.Email, "server", srv, "fingerprint", pin.Fingerprint)
+		}
 		r.Reload()
 		return nil
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/demo/mailserver"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
 // Email is the sample mailbox's owner.
@@ -90,7 +91,8 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 	if err != nil {
 		return nil, err
 	}
-	acct := config.Account{Email: Email, IMAP: imapSrv, SMTP: smtpSrv, TrustFingerprints: []string{d.Mail.Fingerprint()}}
+	acct := config.Account{Email: Email, IMAP: imapSrv, SMTP: smtpSrv,
+		Pins: []trust.Pin{{Server: imapSrv.Addr(), Fingerprint: d.Mail.Fingerprint()}, {Server: smtpSrv.Addr(), Fingerprint: d.Mail.Fingerprint()}}}
 	if _, err := connector.AddAccount(ctx, d.Home, acct, password); err != nil {
 		return nil, err
 	}

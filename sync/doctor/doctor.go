@@ -249,7 +249,7 @@ func Run(ctx context.Context, o Options) *Report {
 		o.Resolver = net.DefaultResolver
 	}
 	r := &runner{o: o, rep: &Report{Schema: Schema, Account: o.Account.Email, Started: time.Now().UTC().Truncate(time.Second)}}
-	pol, err := trust.NewPolicy(o.Account.MinTLS, o.Account.TrustFingerprints, o.Roots)
+	pol, err := trust.NewPolicy(o.Account.MinTLS, o.Account.TrustPins(), o.Roots)
 	if o.Account.IMAP.Host != "" || o.Account.SMTP.Host != "" {
 		if err != nil {
 			s := r.begin(TargetIMAP, StepTLS, "TLS", o.Account.IMAP.Addr())

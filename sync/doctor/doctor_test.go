@@ -13,6 +13,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/doctor"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/hostile"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
 const (
@@ -127,20 +128,20 @@ func TestSelfSignedThenPinned(t *testing.T) {
 	srv := hostile.StartIMAP(t, hostile.IMAPOptions{Cert: cert})
 	acct := imapOnly(srv.Addr, config.SecurityTLS, t)
 	rep := run(t, acct, srv.Password, x509.NewCertPool())
-	s := wantFail(t, rep, doctor.TargetIMAP, doctor.StepTLS, doctor.CauseTLSUntrusted, "--trust-fingerprint "+cert.Fingerprint)
+	s := wantFail(t, rep, doctor.TargetIMAP, doctor.StepTLS, doctor.CauseTLSUntrusted, "--trust-fingerprint "+srv.Addr+"="+cert.Fingerprint)
 	if s.Fact("sha256 fingerprint") != cert.Fingerprint {
 		t.Errorf("fingerprint fact %q, want %s", s.Fact("sha256 fingerprint"), cert.Fingerprint)
 	}
 
 	// Pinned as the advice says, every step passes, on a server without
 	// IDLE, SPECIAL-USE or UIDPLUS.
-	acct.TrustFingerprints = []string{cert.Fingerprint}
+	acct.Pins = []trust.Pin{{Server: srv.Addr, Fingerprint: cert.Fingerprint}}
 	rep = run(t, acct, srv.Password, x509.NewCertPool())
 	if f, ok := rep.Failed(); ok {
 		t.Fatalf("pinned: %s/%s failed: %s", f.Target, f.ID, f.Summary)
 	}
 	tlsStep, _ := rep.Find(doctor.TargetIMAP, doctor.StepTLS)
-	if tlsStep.Fact("trusted by") != "the pinned SHA-256 fingerprint" {
+	if tlsStep.Fact("trusted by") != "the certificate pinned for this server (its name, issuer and dates are not checked)" {
 		t.Errorf("trusted by %q", tlsStep.Fact("trusted by"))
 	}
 	login, _ := rep.Find(doctor.TargetIMAP, doctor.StepLogin)
@@ -159,11 +160,18 @@ func TestExpiredCertificate(t *testing.T) {
 	rep := run(t, imapOnly(srv.Addr, config.SecurityTLS, t), srv.Password, cert.Pool)
 	wantFail(t, rep, doctor.TargetIMAP, doctor.StepTLS, doctor.CauseTLSExpired, "expired on", "renew")
 
-	// Pinning does not make it acceptable, and the doctor says so.
+	// A pin does not check dates: pinned, it is trusted, and the doctor
+	// warns that it expired.
 	acct := imapOnly(srv.Addr, config.SecurityTLS, t)
-	acct.TrustFingerprints = []string{cert.Fingerprint}
+	acct.Pins = []trust.Pin{{Server: srv.Addr, Fingerprint: cert.Fingerprint}}
 	rep = run(t, acct, srv.Password, cert.Pool)
-	wantFail(t, rep, doctor.TargetIMAP, doctor.StepTLS, doctor.CauseTLSExpired, "pinning does not")
+	if f, ok := rep.Failed(); ok {
+		t.Fatalf("pinned expired certificate: %s/%s failed: %s", f.Target, f.ID, f.Summary)
+	}
+	if s, _ := rep.Find(doctor.TargetIMAP, doctor.StepTLS); s.Status != doctor.Warn || s.Cause != doctor.CauseTLSExpired ||
+		!strings.Contains(s.Summary, "pinned certificate expired on") || !strings.Contains(s.Fact("valid"), "to ") {
+		t.Fatalf("TLS step %+v; want a warning that the pinned certificate expired, with its dates", s)
+	}
 }
 
 func TestNameMismatch(t *testing.T) {

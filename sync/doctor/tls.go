@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,45 +25,38 @@ func (e *plainError) Error() string { return e.summary }
 // has done the plaintext exchange.
 type opener func(ctx context.Context, first bool) (net.Conn, error)
 
-// handshake runs the TLS step: the handshake with the account's policy,
-// once more when a pinned certificate was learned, and the diagnosis of a
-// failure. It returns the encrypted connection.
+// handshake runs the TLS step: the handshake with the account's policy
+// (a certificate pinned for this server is trusted whatever its name and
+// dates, which are shown), and the diagnosis of a failure. It returns the
+// encrypted connection.
 func (r *runner) handshake(ctx context.Context, s *stepStart, pol *trust.Policy, host string, port int, alpn string, open opener, mode string) (*tls.Conn, bool) {
-	pinned := false
-	var lastErr, handshakeErr error
-	for attempt := 0; attempt < 2; attempt++ {
-		raw, err := open(ctx, attempt == 0)
-		if err != nil {
-			var pe *plainError
-			if errors.As(err, &pe) {
-				r.fail(s, pe.cause, pe.summary, pe.advice)
-				return nil, false
-			}
-			cause, summary, advice := classifyTCP(host, port, "", r.o.StepTimeout.String(), err)
-			r.fail(s, cause, summary, advice)
+	server := net.JoinHostPort(host, strconv.Itoa(port))
+	raw, err := open(ctx, true)
+	if err != nil {
+		var pe *plainError
+		if errors.As(err, &pe) {
+			r.fail(s, pe.cause, pe.summary, pe.advice)
 			return nil, false
 		}
-		cfg := pol.Config(host)
-		if alpn != "" {
-			cfg.NextProtos = []string{alpn}
-		}
-		tc := tls.Client(raw, cfg)
-		hctx, cancel := context.WithTimeout(ctx, r.o.StepTimeout)
-		err = tc.HandshakeContext(hctx)
-		cancel()
-		if err == nil {
-			r.tlsFacts(s, tc.ConnectionState(), pinned)
-			return tc, true
-		}
-		raw.Close()
-		retry, rerr := pol.Retry(host, err)
-		lastErr, handshakeErr = rerr, err
-		if !retry {
-			break
-		}
-		pinned = true
+		cause, summary, advice := classifyTCP(host, port, "", r.o.StepTimeout.String(), err)
+		r.fail(s, cause, summary, advice)
+		return nil, false
 	}
-	r.tlsFailure(ctx, s, lastErr, handshakeErr, host, port, open, mode)
+	cfg := pol.Config(server)
+	if alpn != "" {
+		cfg.NextProtos = []string{alpn}
+	}
+	tc := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, r.o.StepTimeout)
+	err = tc.HandshakeContext(hctx)
+	cancel()
+	if err == nil {
+		cs := tc.ConnectionState()
+		r.tlsFacts(s, cs, len(cs.PeerCertificates) > 0 && pol.Pinned(server, cs.PeerCertificates[0]))
+		return tc, true
+	}
+	raw.Close()
+	r.tlsFailure(ctx, s, err, host, port, open, mode)
 	return nil, false
 }
 
@@ -75,7 +69,7 @@ func (r *runner) tlsFacts(s *stepStart, cs tls.ConnectionState, pinned bool) {
 	}
 	switch {
 	case pinned:
-		s.fact("trusted by", "the pinned SHA-256 fingerprint")
+		s.fact("trusted by", "the certificate pinned for this server (its name, issuer and dates are not checked)")
 	case r.o.Roots != nil:
 		s.fact("trusted by", "the configured roots")
 	default:
@@ -89,6 +83,11 @@ func (r *runner) tlsFacts(s *stepStart, cs tls.ConnectionState, pinned bool) {
 	}
 	// Warn when less than two weeks are left, or less than a third of the
 	// lifetime of a short-lived certificate.
+	if leaf := cs.PeerCertificates; pinned && len(leaf) > 0 && time.Now().After(leaf[0].NotAfter) {
+		r.warn(s, CauseTLSExpired, fmt.Sprintf("the pinned certificate expired on %s; it is trusted because it is pinned for this server, which does not check dates", leaf[0].NotAfter.UTC().Format(time.DateOnly)),
+			"Tell IT that the mail server's certificate should be renewed; pin the new one when they confirm its fingerprint.")
+		return
+	}
 	if leaf := cs.PeerCertificates; len(leaf) > 0 && time.Until(leaf[0].NotAfter) < min(14*24*time.Hour, leaf[0].NotAfter.Sub(leaf[0].NotBefore)/3) {
 		r.warn(s, CauseTLSExpired, fmt.Sprintf("the certificate expires on %s", leaf[0].NotAfter.UTC().Format(time.DateOnly)),
 			"Tell IT that the mail server's certificate must be renewed soon.")
@@ -114,15 +113,14 @@ func certFacts(s *stepStart, chain []*x509.Certificate) {
 	s.fact("sha256 fingerprint", trust.Fingerprint(leaf))
 }
 
-// tlsFailure explains a failed handshake.
-// err is the failure as trust.Policy.Retry classified it; raw is the
-// handshake's own error, which holds the certificates.
-func (r *runner) tlsFailure(ctx context.Context, s *stepStart, err, raw error, host string, port int, open opener, mode string) {
-	var cve *tls.CertificateVerificationError
-	if errors.As(raw, &cve) && len(cve.UnverifiedCertificates) > 0 {
-		certFacts(s, cve.UnverifiedCertificates)
-	}
+// tlsFailure explains a failed handshake; a certificate the policy refused
+// is a *trust.UntrustedError holding the chain.
+func (r *runner) tlsFailure(ctx context.Context, s *stepStart, err error, host string, port int, open opener, mode string) {
 	var ue *trust.UntrustedError
+	if errors.As(err, &ue) && len(ue.Chain) > 0 {
+		certFacts(s, ue.Chain)
+	}
+	var cve *tls.CertificateVerificationError
 	var inv x509.CertificateInvalidError
 	var hn x509.HostnameError
 	switch {
@@ -134,20 +132,20 @@ func (r *runner) tlsFailure(ctx context.Context, s *stepStart, err, raw error, h
 			return
 		}
 		r.fail(s, CauseTLSExpired, fmt.Sprintf("the certificate of %s expired on %s", host, leaf.NotAfter.UTC().Format(time.DateOnly)),
-			"Ask IT to renew the mail server's certificate (pinning does not make an expired certificate acceptable).")
+			"Ask IT to renew the mail server's certificate.")
 		return
 	case errors.As(err, &hn) && errors.As(err, &ue):
 		r.fail(s, CauseTLSNameMismatch, fmt.Sprintf("the certificate of %s is for %s, not for %s", host, certNames(hn.Certificate), host),
-			fmt.Sprintf("Use the server name the certificate carries, or, if IT confirms its SHA-256 fingerprint %s, pin it with --trust-fingerprint %s.", ue.Fingerprint, ue.Fingerprint))
+			fmt.Sprintf("Use the server name the certificate carries, or, if IT confirms its SHA-256 fingerprint %s, pin it for this server with --trust-fingerprint %s.", ue.Fingerprint, ue.Pin()))
 		return
 	case errors.As(err, &ue):
 		s.fact("verification", ue.Reason.Error())
 		r.fail(s, CauseTLSUntrusted, fmt.Sprintf("the certificate of %s is not signed by an authority this computer trusts (self-signed or a private CA)", host),
-			fmt.Sprintf("If IT confirms the SHA-256 fingerprint %s, pin it: add the account with --trust-fingerprint %s.", ue.Fingerprint, ue.Fingerprint))
+			fmt.Sprintf("If IT confirms the SHA-256 fingerprint %s, pin it for this server: add the account with --trust-fingerprint %s.", ue.Fingerprint, ue.Pin()))
 		return
 	case errors.As(err, &cve):
 		r.fail(s, CauseTLSUntrusted, fmt.Sprintf("the certificate of %s does not verify: %v", host, cve.Err),
-			"Ask IT to check the server's certificate against its pinned fingerprint.")
+			"Ask IT to check the server's certificate.")
 		return
 	}
 	var rh tls.RecordHeaderError

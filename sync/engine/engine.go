@@ -155,7 +155,7 @@ func New(o Options) (*Engine, error) {
 	close(e.resumed)
 	e.platform.Store(pc)
 	for _, a := range o.Config.Accounts {
-		pol, err := trust.NewPolicy(a.MinTLS, a.TrustFingerprints, nil)
+		pol, err := trust.NewPolicy(a.MinTLS, a.TrustPins(), nil)
 		if err != nil {
 			return nil, fmt.Errorf("account %s: %w", a.Email, err)
 		}

@@ -40,7 +40,7 @@ func TestAppendAfterFindOnCourier(t *testing.T) {
 
 	imapSrv, _ := config.ParseServer(s.IMAPS, config.SecurityTLS, 993)
 	acct := config.Account{Email: "alice@acme.test", Username: login, IMAP: imapSrv, TrustFingerprints: []string{s.Fingerprint}}
-	pol, err := trust.NewPolicy("", acct.TrustFingerprints, nil)
+	pol, err := trust.NewPolicy("", acct.TrustPins(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

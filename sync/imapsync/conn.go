@@ -97,16 +97,11 @@ func Dial(ctx context.Context, acct config.Account, password string, pol *trust.
 			},
 		},
 	}
-	for attempt := 0; ; attempt++ {
-		c, err := connect(ctx, srv, pol, opts)
-		if err == nil {
-			conn.c = c
-			break
-		}
-		if retry, rerr := pol.Retry(srv.Host, err); !retry || attempt > 0 {
-			return nil, classifyDial(srv, rerr)
-		}
+	c, err := connect(ctx, srv, pol, opts)
+	if err != nil {
+		return nil, classifyDial(srv, err)
 	}
+	conn.c = c
 	conn.stop = context.AfterFunc(ctx, func() { conn.c.Close() })
 	if err := conn.login(acct.Login(), password); err != nil {
 		conn.Close()
@@ -125,7 +120,7 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *im
 	}
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
-	cfg := pol.Config(srv.Host)
+	cfg := pol.Config(srv.Addr())
 	cfg.NextProtos = []string{"imap"}
 	o := *opts
 	o.TLSConfig = cfg

@@ -22,7 +22,7 @@ func TestLastUIDRightAfterExamine(t *testing.T) {
 	uid := d.Append(t, email, "INBOX", []byte("Subject: one\r\n\r\none\r\n"), time.Now())
 	imapSrv, _ := config.ParseServer(d.IMAPS, config.SecurityTLS, 993)
 	acct := config.Account{Email: email, IMAP: imapSrv, TrustFingerprints: []string{d.Fingerprint}}
-	pol, err := trust.NewPolicy("", acct.TrustFingerprints, nil)
+	pol, err := trust.NewPolicy("", acct.TrustPins(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

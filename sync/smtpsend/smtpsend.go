@@ -32,16 +32,9 @@ type Client struct {
 // imapsync.ErrAuth, so callers classify both protocols alike.
 func Dial(ctx context.Context, acct config.Account, password string, pol *trust.Policy) (*Client, error) {
 	srv := acct.SMTP
-	var c *smtp.Client
-	for attempt := 0; ; attempt++ {
-		var err error
-		c, err = connect(ctx, srv, pol)
-		if err == nil {
-			break
-		}
-		if retry, rerr := pol.Retry(srv.Host, err); !retry || attempt > 0 {
-			return nil, classify(srv, rerr)
-		}
+	c, err := connect(ctx, srv, pol)
+	if err != nil {
+		return nil, classify(srv, err)
 	}
 	cl := &Client{c: c}
 	cl.stop = context.AfterFunc(ctx, func() { c.Close() })
@@ -79,7 +72,7 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy) (*smtp.C
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	raw.SetDeadline(time.Now().Add(60 * time.Second))
-	cfg := pol.Config(srv.Host)
+	cfg := pol.Config(srv.Addr())
 	var c *smtp.Client
 	if srv.Security == config.SecurityStartTLS {
 		c, err = smtp.NewClientStartTLS(raw, cfg)

@@ -1,10 +1,15 @@
 // Package trust decides which TLS servers the connector talks to: the
-// system's roots, plus certificates the user pinned by their SHA-256
-// fingerprint, at a minimum TLS version.
+// system's roots, plus certificates the user pinned for one server each, at
+// a minimum TLS version.
 //
-// Verification is never switched off. A pinned certificate that no root
-// vouches for is learned from the failed handshake, checked against the pin,
-// added as a root of its own, and the handshake is made again.
+// A pin is a certificate exception, as mail clients make them: it trusts
+// exactly one leaf certificate (the SHA-256 of its DER) for exactly one
+// server (host:port), and nothing else. For that certificate on that server
+// the name, the issuer and the dates are not checked (they are shown to
+// people: Describe); any other certificate, on that server or another, is
+// verified as usual against the roots and the host name. Verification is
+// never switched off: every handshake runs Policy's own check in
+// VerifyConnection, and the TLS server name is always the host dialled.
 package trust
 
 import (
@@ -14,8 +19,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Fingerprint returns the lowercase hex SHA-256 of the certificate's DER,
@@ -42,6 +50,21 @@ func ParseFingerprint(s string) (string, error) {
 	return s, nil
 }
 
+// NormalizeServer returns server ("host:port") in the form pins are keyed
+// by: the host in lower case without a trailing dot, IPv6 in brackets. It
+// fails when server has no port or a port outside 1–65535.
+func NormalizeServer(server string) (string, error) {
+	host, port, err := net.SplitHostPort(strings.TrimSpace(server))
+	if err != nil {
+		return "", fmt.Errorf("server %q is not host:port", server)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 || host == "" {
+		return "", fmt.Errorf("server %q is not host:port with a port from 1 to 65535", server)
+	}
+	return net.JoinHostPort(strings.TrimSuffix(strings.ToLower(host), "."), strconv.Itoa(n)), nil
+}
+
 // ParseMinVersion maps "1.0" … "1.3" to a tls.Version*; "" is TLS 1.2.
 func ParseMinVersion(s string) (uint16, error) {
 	switch s {
@@ -57,112 +80,198 @@ func ParseMinVersion(s string) (uint16, error) {
 	return 0, fmt.Errorf("TLS version %q is not one of 1.0, 1.1, 1.2, 1.3", s)
 }
 
-// UntrustedError reports a server certificate that no root vouches for and
-// that is not pinned. Its message says which fingerprint to pin.
+// Pin trusts one certificate for one server.
+type Pin struct {
+	// Server is host:port, as config.Server.Addr writes it.
+	Server string `json:"server"`
+	// Fingerprint is the lowercase hex SHA-256 of the leaf certificate's
+	// DER (any form ParseFingerprint accepts is normalised by NewPolicy).
+	Fingerprint string `json:"sha256"`
+	// Certificate describes the certificate as it was when pinned, for
+	// people (status, setup); it is never used to decide trust. May be nil.
+	Certificate *CertInfo `json:"certificate,omitempty"`
+}
+
+// String is "host:port=fingerprint", the form --trust-fingerprint takes.
+func (p Pin) String() string { return p.Server + "=" + p.Fingerprint }
+
+// CertInfo is what a person is shown about a certificate: none of it is
+// checked for a pinned certificate, all of it is shown.
+type CertInfo struct {
+	Subject   string    `json:"subject"`
+	Issuer    string    `json:"issuer"`
+	Names     []string  `json:"names,omitempty"` // DNS names and IP addresses; empty for a certificate with only a common name
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+}
+
+// Describe returns what a person is shown about cert.
+func Describe(cert *x509.Certificate) *CertInfo {
+	ci := &CertInfo{Subject: cert.Subject.String(), Issuer: cert.Issuer.String(), NotBefore: cert.NotBefore.UTC(), NotAfter: cert.NotAfter.UTC()}
+	ci.Names = append(ci.Names, cert.DNSNames...)
+	for _, ip := range cert.IPAddresses {
+		ci.Names = append(ci.Names, ip.String())
+	}
+	return ci
+}
+
+// String is one line: subject, names, issuer and validity, with the dates
+// that a pin does not enforce marked when they are passed.
+func (ci *CertInfo) String() string {
+	if ci == nil {
+		return "no certificate details recorded"
+	}
+	names := "no names besides the subject"
+	if len(ci.Names) > 0 {
+		names = "names " + strings.Join(ci.Names, ", ")
+	}
+	s := fmt.Sprintf("subject %s; %s; issued by %s; valid %s to %s", ci.Subject, names, ci.Issuer,
+		ci.NotBefore.Format(time.DateOnly), ci.NotAfter.Format(time.DateOnly))
+	if now := time.Now(); now.After(ci.NotAfter) {
+		s += " (expired)"
+	} else if now.Before(ci.NotBefore) {
+		s += " (not valid yet)"
+	}
+	return s
+}
+
+// UntrustedError reports a server certificate that no root vouches for
+// (for this host name) and that is not pinned for this server. Its message
+// says which fingerprint to pin for which server.
 type UntrustedError struct {
-	Host        string
-	Fingerprint string // of the leaf certificate, lowercase hex
-	Reason      error  // what verification said
+	Server      string              // host:port
+	Host        string              // the name the certificate was checked against
+	Fingerprint string              // of the leaf certificate, lowercase hex
+	Reason      error               // what verification said
+	Chain       []*x509.Certificate // as the server sent it, leaf first
 }
 
 func (e *UntrustedError) Error() string {
-	return fmt.Sprintf("the certificate of %s is not trusted (%v); if your IT team confirms its SHA-256 fingerprint %s, pin it with --trust-fingerprint %s",
-		e.Host, e.Reason, e.Fingerprint, e.Fingerprint)
+	return fmt.Sprintf("the certificate of %s is not trusted (%v); if your IT team confirms its SHA-256 fingerprint %s, pin it for this server with --trust-fingerprint %s=%s",
+		e.Server, e.Reason, e.Fingerprint, e.Server, e.Fingerprint)
 }
 
 // Unwrap returns the verification error.
 func (e *UntrustedError) Unwrap() error { return e.Reason }
 
+// Pin returns the pin that would trust this certificate for this server.
+func (e *UntrustedError) Pin() Pin {
+	p := Pin{Server: e.Server, Fingerprint: e.Fingerprint}
+	if len(e.Chain) > 0 {
+		p.Certificate = Describe(e.Chain[0])
+	}
+	return p
+}
+
 // Policy is the trust of one account's servers. The zero value is not
 // usable; make one with NewPolicy. Safe for concurrent use.
 type Policy struct {
 	min   uint16
-	roots *x509.CertPool // nil: the system roots (SSL_CERT_FILE/SSL_CERT_DIR honoured by Go)
-	pins  map[string]bool
+	roots *x509.CertPool             // nil: the system roots (SSL_CERT_FILE/SSL_CERT_DIR honoured by Go)
+	pins  map[string]map[string]bool // normalised server -> fingerprints
 
-	mu      sync.Mutex
-	learned map[string]*x509.Certificate // fingerprint -> pinned certificate seen from the server
+	mu   sync.Mutex
+	seen map[string]seenCert // normalised server -> the last certificate it presented that was trusted
+}
+
+type seenCert struct {
+	cert   *x509.Certificate
+	pinned bool
 }
 
 // NewPolicy returns a Policy accepting TLS minTLS ("" is 1.2) and newer,
-// certificates chaining to roots (nil: the system roots), and certificates
-// whose fingerprint is in pins.
-func NewPolicy(minTLS string, pins []string, roots *x509.CertPool) (*Policy, error) {
+// certificates that chain to roots (nil: the system roots) and carry the
+// host name dialled, and on each pin's server the pinned certificate.
+func NewPolicy(minTLS string, pins []Pin, roots *x509.CertPool) (*Policy, error) {
 	min, err := ParseMinVersion(minTLS)
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{min: min, roots: roots, pins: map[string]bool{}, learned: map[string]*x509.Certificate{}}
-	for _, f := range pins {
-		n, err := ParseFingerprint(f)
+	p := &Policy{min: min, roots: roots, pins: map[string]map[string]bool{}, seen: map[string]seenCert{}}
+	for _, pin := range pins {
+		srv, err := NormalizeServer(pin.Server)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("pinned certificate: %w", err)
 		}
-		p.pins[n] = true
+		fp, err := ParseFingerprint(pin.Fingerprint)
+		if err != nil {
+			return nil, fmt.Errorf("pinned certificate of %s: %w", srv, err)
+		}
+		if p.pins[srv] == nil {
+			p.pins[srv] = map[string]bool{}
+		}
+		p.pins[srv][fp] = true
 	}
 	return p, nil
 }
 
-// Config returns a fresh tls.Config for a connection to host. A caller
-// whose handshake fails passes the error to Retry.
-func (p *Policy) Config(host string) *tls.Config {
-	cfg := &tls.Config{ServerName: host, MinVersion: p.min, RootCAs: p.roots}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.learned) == 0 {
-		return cfg
+// Config returns a fresh tls.Config for a connection to server
+// ("host:port"). Its ServerName is the host; its VerifyConnection is the
+// Policy's check (see the package comment), which fails the handshake with
+// an *UntrustedError for a certificate that is neither pinned for server
+// nor verified. Go's built-in verification is replaced by that check
+// (InsecureSkipVerify with VerifyConnection, as crypto/tls documents), not
+// dropped: callers must not change VerifyConnection or ServerName.
+func (p *Policy) Config(server string) *tls.Config {
+	key, err := NormalizeServer(server)
+	host := server
+	if err == nil {
+		host, _, _ = net.SplitHostPort(key)
 	}
-	pool := p.roots
-	if pool == nil {
-		var err error
-		if pool, err = x509.SystemCertPool(); err != nil {
-			pool = x509.NewCertPool()
-		}
-	} else {
-		pool = pool.Clone()
+	return &tls.Config{
+		ServerName:         host,
+		MinVersion:         p.min,
+		RootCAs:            p.roots,
+		InsecureSkipVerify: true, // replaced, not skipped: VerifyConnection below verifies every handshake
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return p.verify(key, host, cs.PeerCertificates)
+		},
 	}
-	for _, c := range p.learned {
-		pool.AddCert(c)
-		// A pinned certificate is trusted for what it is, whatever names
-		// it carries: verify it under a name it does carry.
-		if c.VerifyHostname(host) != nil {
-			if n := certName(c); n != "" {
-				cfg.ServerName = n
-			}
-		}
-	}
-	cfg.RootCAs = pool
-	return cfg
 }
 
-func certName(c *x509.Certificate) string {
-	if len(c.DNSNames) > 0 {
-		return c.DNSNames[0]
+func (p *Policy) verify(server, host string, certs []*x509.Certificate) error {
+	if len(certs) == 0 {
+		return &UntrustedError{Server: server, Host: host, Reason: errors.New("the server sent no certificate")}
 	}
-	return ""
+	leaf := certs[0]
+	fp := Fingerprint(leaf)
+	if server != "" && p.pins[server][fp] {
+		p.remember(server, leaf, true)
+		return nil
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: p.roots, DNSName: host, Intermediates: inter}); err != nil {
+		return &UntrustedError{Server: server, Host: host, Fingerprint: fp, Reason: err, Chain: certs}
+	}
+	p.remember(server, leaf, false)
+	return nil
 }
 
-// Retry inspects a failed handshake with host. When the server presented
-// a pinned certificate, it is learned (if it was not yet) and retry is true:
-// the caller connects once more. err is never nil: it is the failure to
-// report when the caller does not retry, an *UntrustedError when the
-// certificate is neither trusted nor pinned.
-func (p *Policy) Retry(host string, err error) (retry bool, _ error) {
-	var cve *tls.CertificateVerificationError
-	if !errors.As(err, &cve) || len(cve.UnverifiedCertificates) == 0 {
-		return false, err
-	}
-	chain := cve.UnverifiedCertificates
+func (p *Policy) remember(server string, cert *x509.Certificate, pinned bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, c := range chain {
-		fp := Fingerprint(c)
-		if p.pins[fp] {
-			if p.learned[fp] == nil {
-				p.learned[fp] = c
-			}
-			return true, fmt.Errorf("the pinned certificate of %s does not verify: %w", host, cve.Err)
-		}
+	p.seen[server] = seenCert{cert, pinned}
+}
+
+// Pinned reports whether cert is pinned for server (host:port).
+func (p *Policy) Pinned(server string, cert *x509.Certificate) bool {
+	key, err := NormalizeServer(server)
+	return err == nil && cert != nil && p.pins[key][Fingerprint(cert)]
+}
+
+// Presented returns the leaf certificate server (host:port) presented in
+// the last handshake that this Policy accepted, and whether a pin (rather
+// than the roots) made it trusted; nil when none was accepted yet.
+func (p *Policy) Presented(server string) (cert *x509.Certificate, pinned bool) {
+	key, err := NormalizeServer(server)
+	if err != nil {
+		return nil, false
 	}
-	return false, &UntrustedError{Host: host, Fingerprint: Fingerprint(chain[0]), Reason: cve.Err}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.seen[key]
+	return s.cert, s.pinned
 }

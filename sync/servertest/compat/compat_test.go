@@ -427,7 +427,7 @@ func account(t *testing.T, addr string, sec config.Security, minTLS, pin string)
 
 func dial(t *testing.T, acct config.Account, pw string) (*imapsync.Conn, error) {
 	t.Helper()
-	pol, err := trust.NewPolicy(acct.MinTLS, acct.TrustFingerprints, nil)
+	pol, err := trust.NewPolicy(acct.MinTLS, acct.TrustPins(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

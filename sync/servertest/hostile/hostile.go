@@ -38,11 +38,15 @@ type CertOptions struct {
 	// Expired makes the leaf valid from 60 to 30 days ago.
 	Expired bool
 	// Names are the DNS names of the leaf; "localhost" when empty. The
-	// leaf always carries 127.0.0.1 as an IP address.
+	// leaf carries 127.0.0.1 as an IP address too, unless CNOnly.
 	Names []string
 	// Issuer is the common name and organisation of the issuing CA
 	// ("Hostile test CA" when empty).
 	Issuer string
+	// CNOnly leaves out every subject alternative name: the leaf names its
+	// server only in its common name (Names[0]), as older corporate
+	// servers' certificates do; Go verifies such a certificate for no name.
+	CNOnly bool
 }
 
 // Cert is a server certificate and what a client needs to trust it.
@@ -83,6 +87,9 @@ func NewCert(t testing.TB, o CertOptions) *Cert {
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames: names, IPAddresses: []net.IP{net.ParseIP(Host)},
+	}
+	if o.CNOnly {
+		tmpl.DNSNames, tmpl.IPAddresses = nil, nil
 	}
 	if o.Expired {
 		tmpl.NotBefore, tmpl.NotAfter = now.Add(-60*24*time.Hour), now.Add(-30*24*time.Hour)

@@ -43,11 +43,17 @@ type Server struct {
 	auths     int // successful logins
 }
 
-// Start starts a sink that accepts login with password only; t.Cleanup
-// stops it.
+// Start starts a sink that accepts login with password only, with a fresh
+// self-signed certificate; t.Cleanup stops it.
 func Start(t testing.TB, login, password string) *Server {
 	t.Helper()
-	cert := hostile.NewCert(t, hostile.CertOptions{SelfSigned: true})
+	return StartWithCert(t, login, password, hostile.NewCert(t, hostile.CertOptions{SelfSigned: true}))
+}
+
+// StartWithCert is Start with the server certificate cert (self-signed,
+// CA-issued, CN-only: whatever a test needs to meet).
+func StartWithCert(t testing.TB, login, password string, cert *hostile.Cert) *Server {
+	t.Helper()
 	s := &Server{Fingerprint: cert.Fingerprint, login: login, password: password}
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
 		return &session{s: s}, nil
