@@ -17,6 +17,7 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
+	"github.com/inboxrelay/inboxrelay/sync/engine"
 	"github.com/inboxrelay/inboxrelay/sync/version"
 )
 
@@ -117,10 +118,26 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			return 2
 		}
-		fmt.Fprintln(stderr, oneLine(err))
+		fmt.Fprintln(stderr, oneLine(err)+hint(err))
 		return 1
 	}
 	return 0
+}
+
+// hint is what the command line adds to an error a command fixes: the
+// engine's errors say what is wrong, never which command fixes it.
+func hint(err error) string {
+	switch {
+	case errors.Is(err, connector.ErrNotPaired):
+		return ": run `inboxrelay pair --platform URL --code CODE`"
+	case errors.Is(err, engine.ErrNoAccount):
+		return ": add one with `inboxrelay account add`"
+	case errors.Is(err, connector.ErrNoToken):
+		return ": pair again with `inboxrelay pair --platform URL --code CODE`"
+	case errors.Is(err, engine.ErrNoPassword):
+		return ": remove the account with `inboxrelay account remove` and add it again with `inboxrelay account add`"
+	}
+	return ""
 }
 
 type usageError struct{ msg string }

@@ -26,7 +26,7 @@ func (e *env) status(args []string) error {
 	case errors.Is(err, os.ErrNotExist):
 		snap.Platform.URL = cfg.Platform.URL
 		for _, a := range cfg.Accounts {
-			snap.Accounts = append(snap.Accounts, engine.AccountStatus{Email: a.Email, State: "not synced yet"})
+			snap.Accounts = append(snap.Accounts, engine.AccountStatus{Email: a.Email, State: engine.NotSynced})
 		}
 	case err != nil:
 		return fmt.Errorf("read status: %w", err)
@@ -50,7 +50,8 @@ func (e *env) status(args []string) error {
 	if cfg.Platform.URL == "" {
 		fmt.Fprintf(e.stdout, "Platform: not paired (run `inboxrelay pair`); Inbox Relay %s\n", run)
 	} else {
-		fmt.Fprintf(e.stdout, "Platform: %s (%s); Inbox Relay %s\n", cfg.Platform.URL, orDash(snap.Platform.State), run)
+		state, _ := snap.Platform.State.MarshalText()
+		fmt.Fprintf(e.stdout, "Platform: %s (%s); Inbox Relay %s\n", cfg.Platform.URL, orDash(string(state)), run)
 		if snap.Platform.Error != "" {
 			fmt.Fprintf(e.stdout, "  platform error: %s\n", snap.Platform.Error)
 		}

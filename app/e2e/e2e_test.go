@@ -307,7 +307,7 @@ func TestDesktopApp(t *testing.T) {
 		t.Fatalf("notifications %q, want exactly one about the password", n)
 	}
 	labels, ids, _ = host.menu()
-	if !strings.HasPrefix(labels[0], email+" — needs login") {
+	if !strings.HasPrefix(labels[0], email+" — password needed") {
 		t.Errorf("tray menu after the password change: %q", labels)
 	}
 

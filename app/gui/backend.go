@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/inboxrelay/inboxrelay/app/words"
 	"github.com/inboxrelay/inboxrelay/sync/autoconfig"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
@@ -79,9 +77,9 @@ type Status struct {
 	Engine engine.Snapshot
 	// Running is true while the engine runs.
 	Running bool
-	// Stopped says, in plain words, why the engine does not run ("" while it
-	// runs or before it was ever started).
-	Stopped string
+	// Stopped is why the engine does not run (nil while it runs or before
+	// it was ever started); words.Stopped says it.
+	Stopped error
 }
 
 // StepState is where one step of "Test connection" stands.
@@ -230,12 +228,10 @@ func (b *runnerBackend) Status() Status {
 	}
 	b.mu.Lock()
 	st := Status{Running: b.running, DeviceName: b.device}
-	if b.stopped != nil {
-		st.Stopped = stoppedWords(b.stopped)
-	}
+	st.Stopped = b.stopped
 	b.mu.Unlock()
 	if err != nil {
-		st.Stopped = "The settings cannot be read; " + err.Error()
+		st.Stopped = err
 	}
 	st.Paired = cfg.Platform.URL != ""
 	st.PlatformURL = cfg.Platform.URL
@@ -249,20 +245,6 @@ func (b *runnerBackend) Status() Status {
 		st.Engine = eng.Snapshot()
 	}
 	return st
-}
-
-// stoppedWords turns the reason the engine does not run into a sentence.
-func stoppedWords(err error) string {
-	s := err.Error()
-	switch {
-	case errors.Is(err, connector.ErrNotPaired):
-		return "This computer is not paired with the platform yet; pair it to start relaying."
-	case strings.Contains(s, "no account is set up"):
-		return "No mailbox is set up yet; add one to start relaying."
-	case strings.Contains(s, "device token is missing"):
-		return "The platform's key for this computer is missing from the keychain; pair again."
-	}
-	return "Relaying stopped: " + s
 }
 
 func (b *runnerBackend) SyncNow() {
@@ -318,7 +300,7 @@ func checkAccount(ctx context.Context, acct config.Account, password string, pro
 	steps := make([]Step, len(checkSteps))
 	at := map[string]int{}
 	for i, s := range checkSteps {
-		steps[i] = Step{Title: stepTitle(s.target, s.id, "")}
+		steps[i] = Step{Title: words.StepTitle(s.target, s.id, "")}
 		at[s.target+"/"+s.id] = i
 	}
 	report := func() {
@@ -376,117 +358,28 @@ func checkAccount(ctx context.Context, acct config.Account, password string, pro
 	pinned := slices.ContainsFunc(acct.PinsFor(srv.Addr()), func(p trust.Pin) bool { return p.Fingerprint == fp })
 	if failed.ID == doctor.StepTLS && fp != "" && !pinned &&
 		(failed.Cause == doctor.CauseTLSUntrusted || failed.Cause == doctor.CauseTLSNameMismatch) {
-		return acct, fmt.Errorf("%s: %w", targetName(failed.Target), &trust.UntrustedError{
+		return acct, fmt.Errorf("%s: %w", words.Target(failed.Target), &trust.UntrustedError{
 			Server: srv.Addr(), Host: srv.Host, Fingerprint: fp, Reason: errors.New(failed.Summary)})
 	}
-	return acct, fmt.Errorf("%s: %s", stepTitle(failed.Target, failed.ID, failed.Title), failed.Summary)
-}
-
-func targetName(target string) string {
-	switch target {
-	case doctor.TargetIMAP:
-		return "Incoming mail"
-	case doctor.TargetSMTP:
-		return "Outgoing mail"
-	}
-	return "Platform"
-}
-
-// stepNames are the doctor's steps as a person reads them.
-var stepNames = map[string]string{
-	doctor.StepDNS: "Server name", doctor.StepTCP: "Connection", doctor.StepTLS: "TLS",
-	doctor.StepGreeting: "Greeting", doctor.StepLogin: "Login", doctor.StepFolders: "Inbox and Sent",
-}
-
-// stepTitle names a doctor step as a person reads it: "Incoming mail: TLS";
-// title is the doctor's, for a step stepNames does not know.
-func stepTitle(target, id, title string) string {
-	if n, ok := stepNames[id]; ok {
-		title = n
-	}
-	return targetName(target) + ": " + title
+	return acct, fmt.Errorf("%s: %s", words.StepTitle(failed.Target, failed.ID, failed.Title), failed.Summary)
 }
 
 // guiStep turns a doctor step into a row of "Test connection".
 func guiStep(ds doctor.Step) Step {
-	st := Step{Title: stepTitle(ds.Target, ds.ID, ds.Title)}
+	st := Step{Title: words.StepTitle(ds.Target, ds.ID, ds.Title), Detail: words.StepDetail(ds)}
 	switch ds.Status {
 	case doctor.Running:
 		st.State = StepRunning
 	case doctor.OK:
-		st.State, st.Detail = StepPassed, sentence(ds.Summary)
+		st.State = StepPassed
 	case doctor.Warn:
-		st.State, st.Detail = StepWarned, sentence(stepSummary(ds))+" "+stepAdvice(ds)
+		st.State = StepWarned
 	case doctor.Fail:
-		st.State, st.Detail = StepFailed, sentence(stepSummary(ds))+" "+stepAdvice(ds)
+		st.State = StepFailed
 	default:
 		st.State = StepSkipped
 	}
 	return st
-}
-
-// sentence starts s with a capital (unless it starts with a name such as
-// a host or an address) and ends it with a full stop.
-func sentence(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return ""
-	}
-	first, _, _ := strings.Cut(s, " ")
-	if !strings.ContainsAny(first, ".:@0123456789") {
-		r, n := utf8.DecodeRuneInString(s)
-		s = string(unicode.ToUpper(r)) + s[n:]
-	}
-	if !strings.HasSuffix(s, ".") {
-		s += "."
-	}
-	return s
-}
-
-// stepSummary is the doctor's summary without the command line's flags.
-func stepSummary(ds doctor.Step) string {
-	return strings.ReplaceAll(ds.Summary, " (--min-tls)", "")
-}
-
-// stepAdvice says what to do, in the words of the setup window: the
-// doctor's advice names the command line's flags where setup has fields
-// and questions of its own.
-func stepAdvice(ds doctor.Step) string {
-	port := "993"
-	if ds.Target == doctor.TargetSMTP {
-		port = "465"
-	}
-	var a string
-	switch ds.Cause {
-	case doctor.CauseTLSUntrusted:
-		if ds.Fact("sha256 fingerprint") != "" {
-			a = "Compare its fingerprint with the one your IT team gives you before you trust it in the question that follows."
-		}
-	case doctor.CauseTLSNameMismatch:
-		a = "Enter the server name the certificate carries, or trust this certificate once your IT team confirms its fingerprint."
-	case doctor.CauseTLSOldVersion:
-		a = "Ask IT to enable TLS 1.2 or newer on the server: older versions have known weaknesses."
-	case doctor.CauseTLSNotTLS:
-		a = "This is probably a STARTTLS port: choose STARTTLS for this server, or use SSL/TLS on port " + port + "."
-	case doctor.CauseStartTLSMissing:
-		a = "Choose SSL/TLS on port " + port + " instead; if the server should offer STARTTLS, a device on your network may be removing it: tell IT."
-	case doctor.CauseStartTLSRefused:
-		a = "Choose SSL/TLS on port " + port + " instead, or ask IT why STARTTLS fails."
-	case doctor.CauseLoginCredentials:
-		a = "Check the password, and the login name if it is not the e-mail address, then test again."
-	case doctor.CauseLoginExpired, doctor.CauseLoginAppBlocked:
-		a = strings.ReplaceAll(ds.Advice, "add the account again", "test again")
-	case doctor.CauseNoSent:
-		a = "Create a folder named Sent (or ask IT to mark the sent-mail folder as \\Sent on the server), then test again."
-	}
-	if a == "" {
-		a = ds.Advice
-	}
-	if strings.Contains(a, "--") || strings.Contains(a, "inboxrelay ") {
-		// A sentence for the command line this list does not know yet.
-		a = "Show this step to your IT team; it names the server setting to fix."
-	}
-	return a
 }
 
 func (b *runnerBackend) AddAccount(ctx context.Context, acct config.Account, password string) error {

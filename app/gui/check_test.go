@@ -211,48 +211,6 @@ func TestCheckAccountFailures(t *testing.T) {
 	}
 }
 
-// TestStepAdviceHasNoFlags: the doctor's advice that names command-line
-// flags is reworded for the window, and advice this list does not know
-// never shows a flag either.
-func TestStepAdviceHasNoFlags(t *testing.T) {
-	for _, c := range []struct {
-		cause, advice string
-		facts         []doctor.Fact
-	}{
-		{doctor.CauseTLSUntrusted, "If IT confirms the SHA-256 fingerprint ab, pin it: add the account with --trust-fingerprint ab.", []doctor.Fact{{Name: "sha256 fingerprint", Value: "ab"}}},
-		{doctor.CauseTLSNameMismatch, "Use the server name the certificate carries, or, if IT confirms its SHA-256 fingerprint ab, pin it with --trust-fingerprint ab.", nil},
-		{doctor.CauseTLSOldVersion, "Ask IT to enable TLS 1.2 or newer; only if that is impossible, add the account with --min-tls 1.0.", nil},
-		{doctor.CauseTLSNotTLS, "This is probably a STARTTLS port: use --imap-security starttls (port 143).", nil},
-		{doctor.CauseStartTLSMissing, "Use the TLS port instead (993 with --imap-security tls).", nil},
-		{doctor.CauseStartTLSRefused, "Use the TLS port instead (465 with --smtp-security tls), or ask IT why STARTTLS fails.", nil},
-		{doctor.CauseLoginCredentials, "Check the user name (--username if it is not the e-mail address) and enter the password again.", nil},
-		{doctor.CauseNoSent, "Create a folder named Sent, then run diagnose again.", nil},
-		{"some.new_cause", "Run inboxrelay account add with --new-flag.", nil},
-	} {
-		t.Run(c.cause, func(t *testing.T) {
-			s := guiStep(doctor.Step{Target: doctor.TargetIMAP, ID: doctor.StepTLS, Status: doctor.Fail, Cause: c.cause,
-				Summary: "it failed", Advice: c.advice, Facts: c.facts})
-			if s.State != StepFailed || !strings.HasPrefix(s.Detail, "It failed. ") {
-				t.Fatalf("step %+v", s)
-			}
-			for _, bad := range []string{"--", "inboxrelay ", "diagnose", "add the account"} {
-				if strings.Contains(s.Detail, bad) {
-					t.Fatalf("detail %q holds %q", s.Detail, bad)
-				}
-			}
-		})
-	}
-	// Warnings keep the step passed, marked, without the flag.
-	w := guiStep(doctor.Step{Target: doctor.TargetSMTP, ID: doctor.StepTLS, Status: doctor.Warn, Cause: doctor.CauseTLSOldVersion,
-		Summary: "the server offers only TLS 1.0, accepted because this account allows it (--min-tls)", Advice: "Ask IT."})
-	if w.State != StepWarned || w.Title != "Outgoing mail: TLS" || strings.Contains(w.Detail, "--") {
-		t.Fatalf("warning %+v", w)
-	}
-	if got := sentence("mail.acme.com resolves to 10.0.0.1"); got != "mail.acme.com resolves to 10.0.0.1." {
-		t.Fatalf("a host name was capitalized: %q", got)
-	}
-}
-
 // TestSetupTestsWithTheDoctor walks "Test connection" in the setup window
 // against real servers: the doctor's steps appear, the untrusted
 // certificate's real fingerprint is asked about, and once trusted the

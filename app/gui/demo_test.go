@@ -11,6 +11,7 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/keychain/keyringtest"
 	"github.com/inboxrelay/inboxrelay/sync/demo"
+	"github.com/inboxrelay/inboxrelay/sync/engine"
 )
 
 // TestDemoSession: "Try the demo" gives a backend on a paired throw-away
@@ -51,7 +52,7 @@ func TestDemoSession(t *testing.T) {
 	for {
 		st = d.backend.Status()
 		if st.Running && len(st.Engine.Accounts) == 1 && st.Engine.Accounts[0].Relayed > 0 &&
-			st.Engine.Accounts[0].State == stUpToDate && st.Engine.Accounts[0].Backlog == 0 {
+			st.Engine.Accounts[0].State == engine.UpToDate && st.Engine.Accounts[0].Backlog == 0 {
 			break
 		}
 		if time.Now().After(deadline) {

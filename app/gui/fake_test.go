@@ -2,7 +2,6 @@ package gui
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/autoconfig"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
+	"github.com/inboxrelay/inboxrelay/sync/relay"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
@@ -78,7 +78,7 @@ func (f *fakeBackend) Pair(ctx context.Context, o connector.PairOptions) error {
 	defer f.mu.Unlock()
 	f.paired = append(f.paired, o)
 	if o.Code != "GOOD-CODE" {
-		return errors.New("the platform refused the pairing code")
+		return fmt.Errorf("pair: %w", relay.ErrBadCode)
 	}
 	f.st.Paired, f.st.PlatformURL = true, o.URL
 	return nil

@@ -11,8 +11,8 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/inboxrelay/inboxrelay/app/words"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
-	"github.com/inboxrelay/inboxrelay/sync/imapsync"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -43,7 +43,7 @@ func (u *UI) showPasswordFix(email string) {
 			u.do(func() {
 				save.Enable()
 				if err != nil {
-					msg.SetText(passwordWords(err))
+					msg.SetText(words.Password(err))
 					msg.Importance = widget.DangerImportance
 					msg.Refresh()
 					return
@@ -66,13 +66,6 @@ func (u *UI) showPasswordFix(email string) {
 	u.showWindow()
 	d.Show()
 	u.focusSoon(pw)
-}
-
-func passwordWords(err error) string {
-	if errors.Is(err, imapsync.ErrAuth) {
-		return "The mail server still refuses this password; check it and try again."
-	}
-	return "The password could not be checked: " + strings.TrimPrefix(err.Error(), "the password was not changed: ")
 }
 
 // showTrustFix connects to the account's servers to learn the certificate
@@ -126,7 +119,7 @@ func (u *UI) showPairAgain() {
 			u.do(func() {
 				pair.Enable()
 				if err != nil {
-					msg.SetText(pairWords(err))
+					msg.SetText(words.Pairing(err))
 					msg.Importance = widget.DangerImportance
 					msg.Show()
 					msg.Refresh()

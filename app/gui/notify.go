@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+
+	"github.com/inboxrelay/inboxrelay/app/words"
 )
 
 // stallAfter is how long nothing may be relayed while mail waits before
@@ -36,19 +38,13 @@ func newNotifier(send func(*fyne.Notification)) *notifier {
 // observe looks at a status taken at now and notifies new problems.
 func (n *notifier) observe(st Status, now time.Time) {
 	present := map[string]*fyne.Notification{}
-	if st.Paired && st.Engine.Platform.State == "needs pairing" {
-		present["pair"] = fyne.NewNotification("Pair Inbox Relay again",
-			"The platform no longer accepts this computer; open Inbox Relay and pair it again.")
+	if n := words.PlatformState(st.Engine.Platform.State).Note; st.Paired && n.Title != "" {
+		present["platform:"+st.Engine.Platform.State.String()] = fyne.NewNotification(n.Title, n.Body)
 	}
 	for _, a := range accounts(st) {
 		key := strings.ToLower(a.Email)
-		switch a.State {
-		case stNeedsLogin:
-			present["login:"+key] = fyne.NewNotification("Password needed for "+a.Email,
-				"The mail server refused the password; open Inbox Relay and enter the current one.")
-		case stNeedsTrust:
-			present["trust:"+key] = fyne.NewNotification("Certificate changed for "+a.Email,
-				"The mail server's certificate is not trusted; open Inbox Relay to review it with IT.")
+		if n := words.Account(a.State).Note; n.Title != "" {
+			present[a.State.String()+":"+key] = fyne.NewNotification(n.Title+a.Email, n.Body)
 		}
 		if len(st.Engine.Accounts) == 0 {
 			continue // the engine has not reported yet: no counters to judge

@@ -10,6 +10,7 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/inboxrelay/inboxrelay/app/words"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
 )
@@ -59,18 +60,6 @@ var backfillChoices = []struct {
 	{"Everything", settings.BackfillAll},
 }
 
-// settingHint says who sets a setting the user cannot change here; "" when
-// the user's choice applies.
-func settingHint(eff settings.Effective, k settings.Key) string {
-	switch eff.Source(k) {
-	case settings.SourcePolicyLocked:
-		return "Set by your IT department."
-	case settings.SourcePlatform:
-		return "Set by your platform."
-	}
-	return ""
-}
-
 // ShowSettings opens the settings window (or brings it forward).
 func (u *UI) ShowSettings() {
 	if u.settings != nil {
@@ -95,7 +84,7 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 			err := b.SetSettings(change)
 			u.do(func() {
 				if err != nil {
-					dialog.ShowError(err, w)
+					dialog.ShowInformation("Not changed", words.Setting(err), w)
 				}
 			})
 			u.Refresh()
@@ -129,7 +118,7 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 
 	form := widget.NewForm(widget.NewFormItem("Relay existing mail from", backfill))
 	form.Items[0].HintText = "Mail already relayed stays relayed."
-	if h := settingHint(eff, settings.BackfillDays); h != "" {
+	if h := words.Source(eff, settings.BackfillDays); h != "" {
 		backfill.Disable()
 		form.Items[0].HintText = h + " " + form.Items[0].HintText
 	}
@@ -150,7 +139,7 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 		metered.SetChecked(eff.PauseOnMetered)
 		metered.OnChanged = func(on bool) { set(settings.Values{PauseOnMetered: settings.Bool(on)}) }
 		form.Append("", metered)
-		if h := settingHint(eff, settings.PauseOnMetered); h != "" {
+		if h := words.Source(eff, settings.PauseOnMetered); h != "" {
 			metered.Disable()
 			form.Items[len(form.Items)-1].HintText = h
 		} else if _, ok := u.o.Metered(); !ok {
@@ -159,7 +148,7 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 		}
 	}
 	form.Append("Log detail", level)
-	if h := settingHint(eff, settings.LogLevel); h != "" {
+	if h := words.Source(eff, settings.LogLevel); h != "" {
 		level.Disable()
 		form.Items[len(form.Items)-1].HintText = h
 	}

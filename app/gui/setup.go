@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/inboxrelay/inboxrelay/app/words"
 	"github.com/inboxrelay/inboxrelay/sync/autoconfig"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
@@ -144,7 +145,7 @@ func (s *setupView) pair() {
 		s.u.do(func() {
 			s.pairBtn.Enable()
 			if err != nil {
-				s.say(s.pairMsg, pairWords(err), true)
+				s.say(s.pairMsg, words.Pairing(err), true)
 				return
 			}
 			s.u.last = st
@@ -159,18 +160,6 @@ func (s *setupView) pair() {
 			s.u.win.Canvas().Focus(s.email)
 		})
 	}()
-}
-
-// pairWords says what a failed pairing means and what to do.
-func pairWords(err error) string {
-	s := err.Error()
-	switch {
-	case strings.Contains(s, "code"):
-		return "The platform did not accept this code; codes work once and expire, so get a new one and try again."
-	case strings.Contains(s, "certificate"):
-		return "The platform's certificate is not trusted by this computer; ask IT whether a company certificate must be installed."
-	}
-	return "Pairing failed (" + s + "); check the platform address and that this computer is online."
 }
 
 func (s *setupView) say(l *widget.Label, text string, bad bool) {

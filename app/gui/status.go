@@ -12,6 +12,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/inboxrelay/inboxrelay/app/words"
 	"github.com/inboxrelay/inboxrelay/assets"
 	"github.com/inboxrelay/inboxrelay/sync/engine"
 )
@@ -58,7 +59,7 @@ func (u *UI) statusContent(st Status, now time.Time) fyne.CanvasObject {
 		widget.NewFormItem("This computer", widget.NewLabel(st.DeviceName)),
 	)
 	platBox := container.NewVBox(plat)
-	if st.Engine.Platform.State == "needs pairing" {
+	if words.PlatformState(st.Engine.Platform.State).Problem != "" {
 		platBox.Add(container.NewHBox(layout.NewSpacer(), importantButton("Pair again…", theme.LoginIcon(), func() { u.showPairAgain() })))
 	}
 	cards := container.NewVBox(widget.NewCard("", "", platBox))
@@ -101,7 +102,7 @@ func plural(n int, one string) string {
 }
 
 func (u *UI) accountCard(a engine.AccountStatus, now time.Time) fyne.CanvasObject {
-	state := a.State
+	state := words.Account(a.State).Label
 	if !a.LastSync.IsZero() {
 		state += " · last sync " + ago(a.LastSync, now)
 	}
@@ -153,15 +154,15 @@ func (u *UI) accountCard(a engine.AccountStatus, now time.Time) fyne.CanvasObjec
 
 // fixButton returns the button that repairs the problem, nil when none
 // can.
-func (u *UI) fixButton(email string, fix fixKind) fyne.CanvasObject {
+func (u *UI) fixButton(email string, fix words.Fix) fyne.CanvasObject {
 	switch fix {
-	case fixPassword:
+	case words.FixPassword:
 		return importantButton("Enter password…", theme.AccountIcon(), func() { u.showPasswordFix(email) })
-	case fixTrust:
+	case words.FixTrust:
 		return importantButton("Review certificate…", theme.VisibilityIcon(), func() { u.showTrustFix(email) })
-	case fixPair:
+	case words.FixPair:
 		return importantButton("Pair again…", theme.LoginIcon(), func() { u.showPairAgain() })
-	case fixRetry:
+	case words.FixRetry:
 		return widget.NewButtonWithIcon("Try now", theme.ViewRefreshIcon(), func() { go u.b().SyncNow(); u.Refresh() })
 	}
 	return nil

@@ -26,14 +26,14 @@ var alice = config.Account{Email: "alice@acme.com",
 	SMTP: config.Server{Host: "mail.acme.com", Port: 465, Security: config.SecurityTLS}}
 
 // running is a paired status with alice in the given state.
-func running(state string, mod ...func(*engine.AccountStatus)) Status {
+func running(state engine.State, mod ...func(*engine.AccountStatus)) Status {
 	a := engine.AccountStatus{Email: alice.Email, State: state, LastSync: now.Add(-2 * time.Minute), Relayed: 340, RelayedToday: 12}
 	for _, m := range mod {
 		m(&a)
 	}
 	return Status{Paired: true, PlatformURL: "https://app.example.com/connector", DeviceName: "alice-laptop",
 		Accounts: []config.Account{alice}, Running: true,
-		Engine: engine.Snapshot{Platform: engine.PlatformStatus{State: "ok"}, Accounts: []engine.AccountStatus{a}}}
+		Engine: engine.Snapshot{Platform: engine.PlatformStatus{State: engine.PlatformOK}, Accounts: []engine.AccountStatus{a}}}
 }
 
 // newUI starts a UI on a test app; PollEvery is long so the test drives
@@ -55,7 +55,7 @@ func newUI(t *testing.T, b Backend, tray Tray) (*UI, fyne.App) {
 // account with its state and last sync, offers the commands, follows the
 // state in its icon, and is rebuilt only when a label changed.
 func TestTrayMenu(t *testing.T) {
-	b := newFake(running(stUpToDate))
+	b := newFake(running(engine.UpToDate))
 	tray := &fakeTray{}
 	u, _ := newUI(t, b, tray)
 
@@ -86,8 +86,8 @@ func TestTrayMenu(t *testing.T) {
 	}
 
 	// A login problem turns the icon to "needs attention".
-	serial(func() { u.apply(running(stNeedsLogin)) })
-	if got := tray.labels()[0]; got != "alice@acme.com — needs login, 2 min ago" {
+	serial(func() { u.apply(running(engine.NeedsLogin)) })
+	if got := tray.labels()[0]; got != "alice@acme.com — password needed, 2 min ago" {
 		t.Fatalf("account line %q", got)
 	}
 	if tray.lastIcon() != "tray-attention-light.png" {
@@ -108,13 +108,21 @@ func TestTrayState(t *testing.T) {
 	}{
 		{"not paired", Status{}, assets.Attention},
 		{"no account", Status{Paired: true}, assets.Attention},
-		{"up to date", running(stUpToDate), assets.UpToDate},
-		{"syncing", running(stSyncing), assets.Syncing},
-		{"offline", running(stOffline), assets.Offline},
-		{"needs trust", running(stNeedsTrust), assets.Attention},
-		{"platform unreachable", func() Status { s := running(stUpToDate); s.Engine.Platform.State = "unreachable"; return s }(), assets.Offline},
-		{"platform refuses", func() Status { s := running(stUpToDate); s.Engine.Platform.State = "needs pairing"; return s }(), assets.Attention},
-		{"paused", func() Status { s := running(stPaused); s.Engine.Paused = true; return s }(), assets.Paused},
+		{"up to date", running(engine.UpToDate), assets.UpToDate},
+		{"syncing", running(engine.Syncing), assets.Syncing},
+		{"offline", running(engine.Offline), assets.Offline},
+		{"needs trust", running(engine.NeedsTrust), assets.Attention},
+		{"platform unreachable", func() Status {
+			s := running(engine.UpToDate)
+			s.Engine.Platform.State = engine.PlatformUnreachable
+			return s
+		}(), assets.Offline},
+		{"platform refuses", func() Status {
+			s := running(engine.UpToDate)
+			s.Engine.Platform.State = engine.PlatformNeedsPairing
+			return s
+		}(), assets.Attention},
+		{"paused", func() Status { s := running(engine.Paused); s.Engine.Paused = true; return s }(), assets.Paused},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := trayState(c.st); got != c.want {
@@ -286,7 +294,7 @@ func TestSetupAsksBeforeTrustingACertificate(t *testing.T) {
 // counts, the rejection reasons and the fix; then that the fix stores the
 // new password and the window says so when the server still refuses.
 func TestStatusWindow(t *testing.T) {
-	st := running(stNeedsLogin, func(a *engine.AccountStatus) {
+	st := running(engine.NeedsLogin, func(a *engine.AccountStatus) {
 		a.Backlog = 3
 		a.Rejected = 1
 		a.Rejections = []state.Rejection{{Folder: "inbox", UID: 7, MessageID: "<x@acme.com>", Reason: "message larger than 25 MB"}}
@@ -360,7 +368,7 @@ func TestOutboxLine(t *testing.T) {
 // fingerprint the server presents now and pins it only on "Trust it".
 func TestTrustFixShowsFingerprint(t *testing.T) {
 	const fp = "cd02cd02cd02cd02cd02cd02cd02cd02cd02cd02cd02cd02cd02cd02cd02cd02"
-	b := newFake(running(stNeedsTrust))
+	b := newFake(running(engine.NeedsTrust))
 	b.certErr = &trust.UntrustedError{Host: "mail.acme.com", Fingerprint: fp}
 	u, _ := newUI(t, b, &fakeTray{})
 	w := u.Window()
@@ -383,20 +391,20 @@ func TestTrustFixShowsFingerprint(t *testing.T) {
 // while the problem lasts, a new one only after it was solved and came
 // back; one when nothing was relayed for over an hour while mail waits.
 func TestNotifications(t *testing.T) {
-	b := newFake(running(stUpToDate))
+	b := newFake(running(engine.UpToDate))
 	u, _ := newUI(t, b, nil)
 	apply := func(st Status) { serial(func() { u.apply(st) }) }
 
 	test.AssertNotificationSent(t, &fyne.Notification{Title: "Password needed for alice@acme.com",
-		Content: "The mail server refused the password; open Inbox Relay and enter the current one."}, func() { apply(running(stNeedsLogin)) })
-	test.AssertNotificationSent(t, nil, func() { apply(running(stNeedsLogin)) })
-	test.AssertNotificationSent(t, nil, func() { apply(running(stUpToDate)) })
+		Content: "The mail server refused the password; open Inbox Relay and enter the current one."}, func() { apply(running(engine.NeedsLogin)) })
+	test.AssertNotificationSent(t, nil, func() { apply(running(engine.NeedsLogin)) })
+	test.AssertNotificationSent(t, nil, func() { apply(running(engine.UpToDate)) })
 	test.AssertNotificationSent(t, &fyne.Notification{Title: "Password needed for alice@acme.com",
-		Content: "The mail server refused the password; open Inbox Relay and enter the current one."}, func() { apply(running(stNeedsLogin)) })
+		Content: "The mail server refused the password; open Inbox Relay and enter the current one."}, func() { apply(running(engine.NeedsLogin)) })
 
 	var sent []string
 	n := newNotifier(func(m *fyne.Notification) { sent = append(sent, m.Title) })
-	waiting := running(stSyncing, func(a *engine.AccountStatus) { a.Backlog = 5 })
+	waiting := running(engine.Syncing, func(a *engine.AccountStatus) { a.Backlog = 5 })
 	n.observe(waiting, now)
 	n.observe(waiting, now.Add(59*time.Minute))
 	if len(sent) != 0 {
@@ -408,9 +416,9 @@ func TestNotifications(t *testing.T) {
 		t.Fatalf("sent %q, want one stall notification", sent)
 	}
 	// Progress ends the problem; no mail waiting is never a stall.
-	progressed := running(stSyncing, func(a *engine.AccountStatus) { a.Backlog = 5; a.Relayed++ })
+	progressed := running(engine.Syncing, func(a *engine.AccountStatus) { a.Backlog = 5; a.Relayed++ })
 	n.observe(progressed, now.Add(91*time.Minute))
-	idle := running(stUpToDate)
+	idle := running(engine.UpToDate)
 	n.observe(idle, now.Add(200*time.Minute))
 	if len(sent) != 1 {
 		t.Fatalf("sent %q", sent)
@@ -422,20 +430,20 @@ func TestNotifications(t *testing.T) {
 // signals is read at most four times a second; after switching backends
 // (the demo), the new backend's signals are the ones heard.
 func TestRedrawsOnChangeSignals(t *testing.T) {
-	b := newFake(running(stUpToDate))
+	b := newFake(running(engine.UpToDate))
 	tray := &fakeTray{}
 	u, _ := newUI(t, b, tray)
 	w := u.Window()
 
-	b.set(running(stNeedsLogin))
-	waitFor(t, "the signalled change in the tray", func() bool { return tray.labels()[0] == "alice@acme.com — needs login, 2 min ago" })
+	b.set(running(engine.NeedsLogin))
+	waitFor(t, "the signalled change in the tray", func() bool { return tray.labels()[0] == "alice@acme.com — password needed, 2 min ago" })
 	waitFor(t, "the signalled change in the window", func() bool { return hasText(w, "refused the password") })
 
 	var before int
 	b.with(func() { before = b.reads })
 	start := time.Now()
 	for i := 0; i < 100; i++ {
-		b.set(running(stSyncing, func(a *engine.AccountStatus) { a.Backlog = i + 1 }))
+		b.set(running(engine.Syncing, func(a *engine.AccountStatus) { a.Backlog = i + 1 }))
 		time.Sleep(5 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
@@ -447,10 +455,10 @@ func TestRedrawsOnChangeSignals(t *testing.T) {
 		t.Fatalf("100 signals in %v made %d reads, want 2 to %d", elapsed.Round(time.Millisecond), reads, most)
 	}
 
-	demo := newFake(running(stUpToDate))
+	demo := newFake(running(engine.UpToDate))
 	serial(func() { u.SetBackend(demo) })
 	u.Refresh()
 	waitFor(t, "the new backend", func() bool { return tray.labels()[0] == "alice@acme.com — up to date, 2 min ago" })
-	demo.set(running(stOffline))
-	waitFor(t, "the new backend's signal", func() bool { return tray.labels()[0] == "alice@acme.com — offline, 2 min ago" })
+	demo.set(running(engine.Offline))
+	waitFor(t, "the new backend's signal", func() bool { return tray.labels()[0] == "alice@acme.com — waiting for the network, 2 min ago" })
 }

@@ -5,21 +5,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/inboxrelay/inboxrelay/app/words"
 	"github.com/inboxrelay/inboxrelay/assets"
 	"github.com/inboxrelay/inboxrelay/sync/engine"
-)
-
-// The engine's account states, as engine.State.String spells them.
-const (
-	stStarting     = "starting"
-	stUpToDate     = "up to date"
-	stSyncing      = "syncing"
-	stPaused       = "paused"
-	stOffline      = "offline"
-	stError        = "error"
-	stNeedsTrust   = "needs trust"
-	stNeedsLogin   = "needs login"
-	stNeedsPairing = "needs pairing"
 )
 
 // accounts returns one status per configured account: the engine's when
@@ -33,9 +21,9 @@ func accounts(st Status) []engine.AccountStatus {
 	for _, c := range st.Accounts {
 		a, ok := byEmail[strings.ToLower(c.Email)]
 		if !ok {
-			a = engine.AccountStatus{Email: c.Email, State: stStarting}
-			if !st.Running && st.Stopped != "" {
-				a.State = stError
+			a = engine.AccountStatus{Email: c.Email, State: engine.Starting}
+			if !st.Running && st.Stopped != nil {
+				a.State = engine.Failing
 			}
 		}
 		out = append(out, a)
@@ -46,29 +34,29 @@ func accounts(st Status) []engine.AccountStatus {
 // trayState is the one icon that sums up everything: the most urgent of
 // the accounts' and the platform's states.
 func trayState(st Status) string {
-	if !st.Paired || len(st.Accounts) == 0 || (!st.Running && st.Stopped != "") {
+	if !st.Paired || len(st.Accounts) == 0 || (!st.Running && st.Stopped != nil) {
 		return assets.Attention
 	}
 	if st.Engine.Paused {
 		return assets.Paused
 	}
-	if st.Engine.Platform.State == "needs pairing" {
+	if st.Engine.Platform.State == engine.PlatformNeedsPairing {
 		return assets.Attention
 	}
 	worst := assets.UpToDate
 	for _, a := range accounts(st) {
 		switch a.State {
-		case stNeedsLogin, stNeedsTrust, stNeedsPairing, stError:
+		case engine.NeedsLogin, engine.NeedsTrust, engine.NeedsPairing, engine.Failing:
 			return assets.Attention
-		case stOffline:
+		case engine.Offline:
 			worst = assets.Offline
-		case stStarting, stSyncing:
+		case engine.NotSynced, engine.Starting, engine.Syncing:
 			if worst == assets.UpToDate {
 				worst = assets.Syncing
 			}
 		}
 	}
-	if worst == assets.UpToDate && st.Engine.Platform.State == "unreachable" {
+	if worst == assets.UpToDate && st.Engine.Platform.State == engine.PlatformUnreachable {
 		worst = assets.Offline
 	}
 	return worst
@@ -78,27 +66,27 @@ func trayState(st Status) string {
 func headline(st Status) string {
 	switch {
 	case !st.Paired:
-		return "This computer is not paired with the platform yet."
+		return words.NotPaired
 	case len(st.Accounts) == 0:
-		return "No mailbox is set up yet."
+		return words.NoMailbox
 	}
 	switch trayState(st) {
 	case assets.Paused:
-		return "Relaying is paused; resume it when you are ready."
+		return words.Paused(st.Engine.PausedFor)
 	case assets.Attention:
-		if st.Engine.Platform.State == "needs pairing" {
-			return "The platform no longer accepts this computer; pair it again."
+		if p := words.PlatformState(st.Engine.Platform.State); p.Problem != "" {
+			return p.Problem
 		}
-		if !st.Running && st.Stopped != "" {
-			return st.Stopped
+		if !st.Running && st.Stopped != nil {
+			return words.Stopped(st.Stopped)
 		}
-		return "Something needs your attention below."
+		return words.Attention
 	case assets.Offline:
-		return "Waiting for the network; Inbox Relay retries on its own."
+		return words.Waiting
 	case assets.Syncing:
-		return "Relaying your mail…"
+		return words.Relaying
 	}
-	return "Everything is relayed."
+	return words.AllRelayed
 }
 
 // ago says how long ago t was, as a person would.
@@ -121,10 +109,11 @@ func ago(t, now time.Time) string {
 // accountLine is an account's line in the tray menu:
 // "alice@acme.com — up to date, 2 min ago".
 func accountLine(a engine.AccountStatus, now time.Time) string {
+	label := words.Account(a.State).Label
 	if a.LastSync.IsZero() {
-		return a.Email + " — " + a.State
+		return a.Email + " — " + label
 	}
-	return a.Email + " — " + a.State + ", " + ago(a.LastSync, now)
+	return a.Email + " — " + label + ", " + ago(a.LastSync, now)
 }
 
 // outboxLine says where the replies sent for the platform stand, "" when
@@ -159,36 +148,11 @@ func outboxLine(o engine.OutboxStatus) string {
 	return strings.Join(parts, " · ")
 }
 
-// fixKind is the repair a button offers for an account's problem.
-type fixKind int
-
-const (
-	fixNone     fixKind = iota
-	fixPassword         // enter the password again
-	fixTrust            // review and trust the new certificate
-	fixPair             // pair this computer again
-	fixRetry            // try again now
-)
-
 // problem says in plain words what is wrong with an account and which fix
 // applies; "" when nothing is.
-func problem(a engine.AccountStatus) (string, fixKind) {
-	switch a.State {
-	case stNeedsLogin:
-		return "The mail server refused the password; enter the current one to resume relaying.", fixPassword
-	case stNeedsTrust:
-		return "The mail server's certificate changed or is not trusted; check its fingerprint with IT before trusting it.", fixTrust
-	case stNeedsPairing:
-		return "The platform no longer accepts this computer; pair it again with a new code.", fixPair
-	case stOffline:
-		return "The mail server or the platform cannot be reached; Inbox Relay keeps retrying on its own.", fixRetry
-	case stError:
-		if a.LastError == "" {
-			return "Relaying stopped; try again, and look at the log if it keeps failing.", fixRetry
-		}
-		return "Relaying failed: " + firstSentence(a.LastError) + ".", fixRetry
-	}
-	return "", fixNone
+func problem(a engine.AccountStatus) (string, words.Fix) {
+	w := words.Account(a.State)
+	return w.Problem, w.Fix
 }
 
 // firstSentence keeps an error short enough for a status line; the full
@@ -209,13 +173,5 @@ func platformLine(st Status) string {
 		return "Not paired"
 	}
 	host := strings.TrimPrefix(strings.TrimPrefix(st.PlatformURL, "https://"), "http://")
-	switch st.Engine.Platform.State {
-	case "needs pairing":
-		return host + " — refuses this computer; pair again"
-	case "unreachable":
-		return host + " — cannot be reached; retrying"
-	case "ok":
-		return host + " — connected"
-	}
-	return host + " — not connected yet"
+	return host + " — " + words.PlatformState(st.Engine.Platform.State).Line
 }

@@ -36,8 +36,16 @@ import (
 // goos is the OS named at pairing.
 const goos = runtime.GOOS
 
-// ErrNotPaired means the home has no platform yet.
-var ErrNotPaired = errors.New("this computer is not paired with the platform yet: run `inboxrelay pair --platform URL --code CODE`")
+// The reasons the engine cannot start that a front end acts on; check
+// them with errors.Is. Their text says what is wrong, not which command
+// fixes it: each front end adds its own way.
+var (
+	// ErrNotPaired means the home has no platform yet.
+	ErrNotPaired = engine.ErrNotPaired
+	// ErrNoToken means the home is paired but its device token is not in
+	// the keychain.
+	ErrNoToken = errors.New("the device token is missing from the keychain")
+)
 
 // PairOptions say where the platform is and how to reach it.
 type PairOptions struct {
@@ -329,7 +337,7 @@ func (r *Runner) newEngine() (*engine.Engine, error) {
 	}
 	token, err := r.kc.Get(keychain.DeviceTokenKey)
 	if errors.Is(err, keychain.ErrNotFound) {
-		return nil, errors.New("the device token is missing from the keychain: pair again with `inboxrelay pair`")
+		return nil, ErrNoToken
 	}
 	if err != nil {
 		return nil, err

@@ -86,6 +86,7 @@ type Engine struct {
 	unblocked chan struct{} // closed when blocked ends
 	platErr   string
 	paused    bool
+	pausedFor PauseReason   // as the last Pause said
 	resumed   chan struct{} // closed on Resume
 	cancels   map[*folderSync]context.CancelFunc
 	settings  state.Settings
@@ -105,7 +106,7 @@ func New(o Options) (*Engine, error) {
 		return nil, errors.New("engine: Config, Store and Secrets are required")
 	}
 	if o.Platform.BaseURL == "" || o.Platform.Token == "" {
-		return nil, errors.New("this connector is not paired with the platform yet: run `inboxrelay pair --platform URL --code CODE`")
+		return nil, ErrNotPaired
 	}
 	if o.Workers <= 0 {
 		o.Workers = 8
@@ -160,7 +161,7 @@ func New(o Options) (*Engine, error) {
 			return nil, fmt.Errorf("account %s: %w", a.Email, err)
 		}
 		for _, role := range []string{RoleInbox, RoleSent} {
-			e.folders = append(e.folders, &folderSync{e: e, acct: a, role: role, trust: pol,
+			e.folders = append(e.folders, &folderSync{e: e, acct: a, role: role, trust: pol, st: Starting,
 				key: state.FolderKey{Account: strings.ToLower(a.Email), Role: role}, wake: make(chan struct{}, 1)})
 		}
 	}
@@ -184,7 +185,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	if len(e.folders) == 0 {
-		return errors.New("no account is set up yet: add one with `inboxrelay account add`")
+		return ErrNoAccount
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -271,14 +272,25 @@ func (e *Engine) SyncNow() {
 }
 
 // Pause closes every mail connection and stops relaying until Resume.
-// Nothing is lost: what was pending is relayed after Resume.
-func (e *Engine) Pause() {
+// Nothing is lost: what was pending is relayed after Resume. why is the
+// caller's whole set of reasons, which the snapshot reports (PausedFor);
+// calling Pause again while paused only replaces it. The engine keeps no
+// set of its own: connector.Runner owns it.
+func (e *Engine) Pause(why ...PauseReason) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var set PauseReason
+	for _, r := range why {
+		set |= r
+	}
 	if e.paused {
+		if e.pausedFor != set {
+			e.pausedFor = set
+			e.changed()
+		}
 		return
 	}
-	e.paused = true
+	e.paused, e.pausedFor = true, set
 	e.resumed = make(chan struct{})
 	for _, c := range e.cancels {
 		c()
@@ -293,7 +305,7 @@ func (e *Engine) Resume() {
 	if !e.paused {
 		return
 	}
-	e.paused = false
+	e.paused, e.pausedFor = false, 0
 	close(e.resumed)
 	e.changed()
 }
@@ -497,7 +509,7 @@ func (e *Engine) heartbeat(ctx context.Context) error {
 	hb := relay.Heartbeat{Version: version.Version, OS: runtime.GOOS, Accounts: []relay.AccountHeartbeat{}}
 	for _, a := range snap.Accounts {
 		hb.Accounts = append(hb.Accounts, relay.AccountHeartbeat{
-			Email: a.Email, State: a.state.Heartbeat(), LastSync: a.LastSync,
+			Email: a.Email, State: a.State.Heartbeat(), LastSync: a.LastSync,
 			Backlog: a.Backlog, Rejected: a.Rejected, Error: a.LastError,
 		})
 	}
@@ -571,26 +583,30 @@ func (e *Engine) writeStatus(ctx context.Context) {
 }
 
 // Snapshot is the engine's status at one moment; it is also what the
-// status file holds.
+// status file holds. States are typed (State, PlatformState, PauseReason)
+// and written as their words.
 type Snapshot struct {
-	Time     time.Time       `json:"time"`
-	Running  bool            `json:"running"`
-	Paused   bool            `json:"paused"`
-	Platform PlatformStatus  `json:"platform"`
-	Accounts []AccountStatus `json:"accounts"`
+	Time    time.Time `json:"time"`
+	Running bool      `json:"running"`
+	Paused  bool      `json:"paused"`
+	// PausedFor is why, as the last Pause said (empty when Pause was given
+	// no reason).
+	PausedFor PauseReason     `json:"paused_for,omitzero"`
+	Platform  PlatformStatus  `json:"platform"`
+	Accounts  []AccountStatus `json:"accounts"`
 }
 
 // PlatformStatus is the platform connection's state.
 type PlatformStatus struct {
-	URL   string `json:"url"`
-	State string `json:"state"` // "ok", "unreachable" or "needs pairing"
-	Error string `json:"error,omitempty"`
+	URL   string        `json:"url"`
+	State PlatformState `json:"state"`
+	Error string        `json:"error,omitempty"`
 }
 
-// AccountStatus is one account's state.
+// AccountStatus is one account's state: the most urgent of its folders'.
 type AccountStatus struct {
 	Email        string            `json:"email"`
-	State        string            `json:"state"`
+	State        State             `json:"state"`
 	LastSync     time.Time         `json:"last_sync,omitzero"`
 	Relayed      int               `json:"relayed"`
 	RelayedToday int               `json:"relayed_today"`
@@ -601,7 +617,6 @@ type AccountStatus struct {
 	LastError    string            `json:"last_error,omitempty"`
 	Folders      []FolderStatus    `json:"folders"`
 	Outbox       OutboxStatus      `json:"outbox"`
-	state        State
 }
 
 // OutboxStatus is where an account's outgoing mail stands.
@@ -618,7 +633,7 @@ type OutboxStatus struct {
 type FolderStatus struct {
 	Role     string    `json:"role"`
 	Name     string    `json:"name,omitempty"`
-	State    string    `json:"state"`
+	State    State     `json:"state"`
 	LastSync time.Time `json:"last_sync,omitzero"`
 	Backlog  int       `json:"backlog"`
 	Error    string    `json:"error,omitempty"`
@@ -628,11 +643,11 @@ type FolderStatus struct {
 // database: call it on a change signal, not in a tight loop.
 func (e *Engine) Snapshot() Snapshot {
 	e.mu.Lock()
-	s := Snapshot{Time: e.o.Now(), Paused: e.paused, Platform: PlatformStatus{URL: e.o.Platform.BaseURL, State: "ok", Error: e.platErr}}
+	s := Snapshot{Time: e.o.Now(), Paused: e.paused, PausedFor: e.pausedFor, Platform: PlatformStatus{URL: e.o.Platform.BaseURL, State: PlatformOK, Error: e.platErr}}
 	if e.blocked {
-		s.Platform.State = "needs pairing"
+		s.Platform.State = PlatformNeedsPairing
 	} else if e.platErr != "" {
-		s.Platform.State = "unreachable"
+		s.Platform.State = PlatformUnreachable
 	}
 	byAcct := map[string]*AccountStatus{}
 	var order []string
@@ -650,11 +665,11 @@ func (e *Engine) Snapshot() Snapshot {
 		if fst == Offline && e.blocked {
 			fst = NeedsPairing
 		}
-		fs := FolderStatus{Role: f.role, Name: f.name, State: fst.String(), LastSync: f.lastSync, Backlog: f.backlog, Error: f.errText}
+		fs := FolderStatus{Role: f.role, Name: f.name, State: fst, LastSync: f.lastSync, Backlog: f.backlog, Error: f.errText}
 		a.Folders = append(a.Folders, fs)
 		a.Backlog += f.backlog
-		if fst > a.state || len(a.Folders) == 1 {
-			a.state = fst
+		if fst > a.State || len(a.Folders) == 1 {
+			a.State = fst
 		}
 		if f.errText != "" && a.LastError == "" {
 			a.LastError = f.errText
@@ -693,7 +708,6 @@ func (e *Engine) Snapshot() Snapshot {
 		if a.LastError == "" && a.Outbox.LastError != "" {
 			a.LastError = "sending: " + a.Outbox.LastError
 		}
-		a.State = a.state.String()
 		if c, err := e.o.Store.Counters(k); err == nil {
 			a.Relayed, a.RelayedToday, a.Rejected, a.Skipped = c.Relayed, c.RelayedToday, c.Rejected, c.Skipped
 		}

@@ -238,7 +238,7 @@ func TestUnauthorizedParksRunUntilNewToken(t *testing.T) {
 	r.appendMsg("INBOX", 1, 1000, time.Now())
 	e := r.start()
 	deadline := time.Now().Add(20 * time.Second)
-	for e.Snapshot().Platform.State != "needs pairing" {
+	for e.Snapshot().Platform.State != PlatformNeedsPairing {
 		if time.Now().After(deadline) {
 			t.Fatalf("platform state %q, want needs pairing", e.Snapshot().Platform.State)
 		}
