@@ -16,6 +16,7 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
+	"github.com/inboxrelay/inboxrelay/sync/policy"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
@@ -38,7 +39,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 func (e *env) account(args []string) error {
 	if len(args) == 0 {
-		return usagef("account needs add, list or remove")
+		return usagef("account needs add, list, remove or password")
 	}
 	switch args[0] {
 	case "add":
@@ -47,8 +48,10 @@ func (e *env) account(args []string) error {
 		return e.accountList(args[1:])
 	case "remove":
 		return e.accountRemove(args[1:])
+	case "password":
+		return e.accountPassword(args[1:])
 	}
-	return usagef("unknown account command %q: use add, list or remove", args[0])
+	return usagef("unknown account command %q: use add, list, remove or password", args[0])
 }
 
 // defaultPort is the well-known port for a protocol and its security.
@@ -196,6 +199,14 @@ func (e *env) accountAdd(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := e.it.Refuse(policy.LockAccount); err != nil {
+		return err
+	}
+	if change, _ := sf.settings(); !change.Empty() {
+		if err := e.refuseLocked(change); err != nil {
+			return err
+		}
+	}
 	password, err := readPassword(e.stdin)
 	if err != nil {
 		return err
@@ -203,6 +214,9 @@ func (e *env) accountAdd(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if ctx, err = connector.WithMailRoute(ctx, e.home, e.it); err != nil {
+		return err
+	}
 	chk, err := connector.AddAccount(ctx, e.home, acct, password)
 	if err != nil {
 		return err
@@ -212,7 +226,7 @@ func (e *env) accountAdd(args []string) error {
 	if change, _ := sf.settings(); !change.Empty() {
 		// The window is the home's, not the account's: stored once the
 		// account is, so a failed check leaves it unchanged too.
-		if err := connector.StoreUserSettings(e.home, settings.Policy{}, change); err != nil {
+		if err := connector.StoreUserSettings(e.home, e.it.Settings(), change); err != nil {
 			fmt.Fprintf(e.stdout, "the backfill window was not changed: %v\n", err)
 		} else {
 			days, _ := change.Text(settings.BackfillDays)
@@ -295,7 +309,7 @@ func (e *env) accountRemove(args []string) error {
 	if len(args) != 1 {
 		return usagef("account remove needs the e-mail address")
 	}
-	r, err := connector.Open(e.home, connector.Options{})
+	r, err := connector.Open(e.home, connector.Options{IT: e.it})
 	if err != nil {
 		return fmt.Errorf("cannot remove an account while Inbox Relay runs: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/engine"
+	"github.com/inboxrelay/inboxrelay/sync/policy"
 	"github.com/inboxrelay/inboxrelay/sync/version"
 )
 
@@ -37,6 +38,14 @@ Usage: inboxrelay [--home DIR] <command>
                      server that shows that certificate
   account list [--json]
   account remove ADDR
+  account password --email ADDR --password-stdin
+                     check and store the password of an account (one set up by IT's policy, say)
+  proxy login [--proxy URL] --username U --password-stdin
+                     store the login of the proxy (in the keychain)
+  policy [--json]    the effective settings and where each comes from (IT's policy file, the
+                     platform, your choices, the defaults)
+  support-bundle OUT.zip
+                     write what support needs (versions, settings, status, checks, logs; no secret)
   sync --once        relay everything pending now, then exit (0: nothing left pending)
   run                relay continuously until interrupted
   status [--json]    where every account stands
@@ -45,11 +54,14 @@ Usage: inboxrelay [--home DIR] <command>
   version
 
 --home DIR (or INBOXRELAY_HOME) keeps settings, state, logs and keychain entries apart.
+IT's policy file: /etc/inboxrelay/policy.toml (Linux), /Library/Application Support/InboxRelay/policy.toml
+(macOS), %ProgramData%\InboxRelay\policy.toml (Windows), or the file INBOXRELAY_POLICY names.
 `
 
 // env is what a command works with.
 type env struct {
 	home   config.Home
+	it     *policy.Policy // IT's policy file; nil when there is none
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
@@ -97,7 +109,22 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, oneLine(err))
 		return 1
 	}
-	e := &env{home: home, stdin: stdin, stdout: stdout, stderr: stderr}
+	// A policy file that cannot be used stops every command: relaying on
+	// half of IT's rules is worse than not relaying.
+	it, err := policy.Current()
+	if err != nil {
+		fmt.Fprintln(stderr, oneLine(err))
+		return 1
+	}
+	if args[0] != "demo" {
+		// The policy's platform and accounts are the home's from the
+		// first command on (no network here: pairing waits for `run`).
+		if _, err := connector.ApplyPolicy(home, it); err != nil {
+			fmt.Fprintln(stderr, oneLine(err))
+			return 1
+		}
+	}
+	e := &env{home: home, it: it, stdin: stdin, stdout: stdout, stderr: stderr}
 	cmds := map[string]func([]string) error{
 		"pair":     e.pair,
 		"account":  e.account,
@@ -106,6 +133,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"status":   e.status,
 		"demo":     e.demo,
 		"diagnose": e.diagnose,
+		"policy":   e.policy,
+		"proxy":    e.proxy,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -184,9 +213,13 @@ func (e *env) pair(args []string) error {
 		}
 		*caFile = abs
 	}
+	o := connector.PairOptions{URL: *platform, Code: *code, CAFile: *caFile, Proxy: *proxy}
+	if err := connector.CheckPair(e.it, o); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	id, err := connector.Pair(ctx, e.home, connector.PairOptions{URL: *platform, Code: *code, CAFile: *caFile, Proxy: *proxy})
+	id, err := connector.Pair(ctx, e.home, o)
 	if err != nil {
 		return err
 	}
@@ -203,7 +236,7 @@ func (e *env) sync(args []string) error {
 	if !*once {
 		return usagef("sync needs --once (use `inboxrelay run` to relay continuously)")
 	}
-	r, err := connector.Open(e.home, connector.Options{Once: true})
+	r, err := connector.Open(e.home, connector.Options{Once: true, IT: e.it})
 	if err != nil {
 		return err
 	}
@@ -230,7 +263,7 @@ func (e *env) run(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	r, err := connector.Open(e.home, connector.Options{LogTo: e.stderr})
+	r, err := connector.Open(e.home, connector.Options{LogTo: e.stderr, IT: e.it})
 	if err != nil {
 		return err
 	}

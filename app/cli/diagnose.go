@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
+	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/doctor"
 )
 
@@ -69,6 +70,9 @@ func (e *env) diagnose(args []string) error {
 		if err == nil {
 			pc.Token, _ = kc.Get(keychain.DeviceTokenKey) // missing: the pairing step says so
 		}
+		if c, err := connector.PlatformProxy(context.Background(), e.home, cfg, e.it); err == nil {
+			pc.Proxy = &c
+		}
 		o.Platform = pc
 	}
 	if !*asJSON {
@@ -77,6 +81,9 @@ func (e *env) diagnose(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if ctx, err = connector.WithMailRoute(ctx, e.home, e.it); err != nil {
+		return err
+	}
 	rep := doctor.Run(ctx, o)
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)

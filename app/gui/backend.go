@@ -269,6 +269,10 @@ func (b *runnerBackend) FindServers(ctx context.Context, email string) (autoconf
 }
 
 func (b *runnerBackend) Check(ctx context.Context, acct config.Account, password string, progress func([]Step)) (config.Account, error) {
+	ctx, err := b.r.MailContext(ctx)
+	if err != nil {
+		return acct, err
+	}
 	checked, err := checkAccount(ctx, acct, password, progress, doctor.Run)
 	if err != nil {
 		b.r.Log().Info("connection test failed", "account", acct.Email, "err", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/app/instance"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
+	"github.com/inboxrelay/inboxrelay/sync/policy"
 )
 
 // AppID is the desktop app's identifier (notifications, preferences,
@@ -57,7 +58,16 @@ func Main(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "There is no graphical session here, so the desktop app cannot start; use `inboxrelay run` to relay from a terminal (see inboxrelay --help).")
 		return 2
 	}
-	r, err := connector.Open(home, connector.Options{})
+	// IT's policy: one that cannot be used stops the app, naming its line.
+	it, err := policy.Current()
+	if err == nil {
+		_, err = connector.ApplyPolicy(home, it)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	r, err := connector.Open(home, connector.Options{IT: it})
 	if errors.Is(err, config.ErrRunning) {
 		if instance.Show(home.Dir) == nil {
 			fmt.Fprintln(stderr, "Inbox Relay is already running; its window was brought forward.")

@@ -25,6 +25,8 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/engine"
 	"github.com/inboxrelay/inboxrelay/sync/imapsync"
 	"github.com/inboxrelay/inboxrelay/sync/logfile"
+	"github.com/inboxrelay/inboxrelay/sync/netdial"
+	"github.com/inboxrelay/inboxrelay/sync/policy"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
 	"github.com/inboxrelay/inboxrelay/sync/smtpsend"
@@ -52,7 +54,13 @@ type PairOptions struct {
 	URL    string // base URL, https
 	Code   string // one-time code shown by the platform
 	CAFile string // extra PEM roots (optional, absolute)
-	Proxy  string // explicit proxy URL (optional)
+	// Proxy is the proxy setting (optional): a URL, "direct" or "system"
+	// (netdial.PlatformProxy). A password in the URL goes to the keychain,
+	// the rest to config.json.
+	Proxy string
+	// ProxySource names where Proxy comes from, for errors ("the --proxy
+	// option" when empty).
+	ProxySource string
 }
 
 // Pair exchanges the code for a device token, stores the token in the
@@ -67,7 +75,16 @@ func Pair(ctx context.Context, home config.Home, o PairOptions) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	client, err := relay.New(relay.Options{BaseURL: o.URL, CAFile: o.CAFile, Proxy: o.Proxy})
+	stored, login := splitProxyLogin(o.Proxy)
+	src := o.ProxySource
+	if src == "" {
+		src = "the --proxy option"
+	}
+	choice, err := platformChoice(ctx, kc, netdial.Setting{Value: o.Proxy, Source: src}, o.URL)
+	if err != nil {
+		return "", err
+	}
+	client, err := relay.New(relay.Options{BaseURL: o.URL, CAFile: o.CAFile, Proxy: via(choice)})
 	if err != nil {
 		return "", err
 	}
@@ -80,7 +97,12 @@ func Pair(ctx context.Context, home config.Home, o PairOptions) (string, error) 
 	if err := kc.Set(keychain.DeviceTokenKey, token); err != nil {
 		return "", fmt.Errorf("store the device token: %w", err)
 	}
-	cfg.Platform = config.Platform{URL: strings.TrimRight(o.URL, "/"), DeviceID: id, CAFile: o.CAFile, Proxy: o.Proxy}
+	if login != nil {
+		if err := StoreProxyLogin(home, stored, login.User, login.Password); err != nil {
+			return "", err
+		}
+	}
+	cfg.Platform = config.Platform{URL: strings.TrimRight(o.URL, "/"), DeviceID: id, CAFile: o.CAFile, Proxy: stored}
 	if err := home.Save(cfg); err != nil {
 		return "", err
 	}
@@ -246,6 +268,11 @@ type Options struct {
 	// build and every Settings call; an error stops the engine from
 	// starting (a policy that cannot be read is not ignored).
 	Policy func() (settings.Policy, error)
+	// IT, when set, is IT's policy file: Run enrols the home from it
+	// (Enrol) before each engine build, the engine reaches the mail
+	// servers through its [mail] proxy, and Policy defaults to its
+	// settings layers. Changes that it locks are refused.
+	IT *policy.Policy
 }
 
 // Runner runs the engine of one home. It holds the home's lock from Open
@@ -272,6 +299,10 @@ type Runner struct {
 // Open takes the home's lock (failing with config.ErrRunning when another
 // process has it) and opens its state and log.
 func Open(home config.Home, o Options) (*Runner, error) {
+	if o.Policy == nil && o.IT != nil {
+		it := o.IT
+		o.Policy = func() (settings.Policy, error) { return it.Settings(), nil }
+	}
 	unlock, err := home.Lock()
 	if err != nil {
 		return nil, err
@@ -346,9 +377,16 @@ func (r *Runner) newEngine() (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	choice, err := PlatformProxy(context.Background(), r.home, cfg, r.o.IT)
+	if err != nil {
+		return nil, err
+	}
+	if choice.Note != "" {
+		r.log.Warn(choice.Note)
+	}
 	o := engine.Options{
 		Home: r.home, Config: cfg, Store: r.store, Secrets: r.kc, Log: r.log, Once: r.o.Once, Policy: pol,
-		Platform: relay.Options{BaseURL: cfg.Platform.URL, CAFile: cfg.Platform.CAFile, Proxy: cfg.Platform.Proxy, Token: token},
+		Platform: relay.Options{BaseURL: cfg.Platform.URL, CAFile: cfg.Platform.CAFile, Proxy: via(choice), Token: token},
 	}
 	if r.o.Once {
 		o.GiveUpAfter = 2 * time.Minute
@@ -363,6 +401,13 @@ func (r *Runner) newEngine() (*engine.Engine, error) {
 // after Reload. It returns the engine's error; nil after a clean stop.
 func (r *Runner) Run(ctx context.Context) error {
 	for {
+		if err := Enrol(ctx, r.home, r.o.IT); err != nil {
+			return err
+		}
+		route, err := MailRoute(r.home, r.o.IT)
+		if err != nil {
+			return err
+		}
 		eng, err := r.newEngine()
 		if err != nil {
 			return err
@@ -375,7 +420,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.mu.Unlock()
 		unforward := r.forward(eng)
 		r.changed() // another engine: another snapshot
-		ectx, cancel := context.WithCancel(ctx)
+		ectx, cancel := context.WithCancel(netdial.WithRoute(ctx, route))
 		done := make(chan error, 1)
 		go func() { done <- eng.Run(ectx) }()
 		select {
@@ -487,11 +532,14 @@ func (r *Runner) Pair(ctx context.Context, o PairOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := CheckPair(r.o.IT, o); err != nil {
+		return "", err
+	}
 	id, err := Pair(ctx, r.home, o)
 	if err != nil {
 		return "", err
 	}
-	if cfg.Platform.URL != strings.TrimRight(o.URL, "/") || cfg.Platform.CAFile != o.CAFile || cfg.Platform.Proxy != o.Proxy {
+	if stored, _ := splitProxyLogin(o.Proxy); cfg.Platform.URL != strings.TrimRight(o.URL, "/") || cfg.Platform.CAFile != o.CAFile || cfg.Platform.Proxy != stored {
 		r.Reload()
 		return id, nil
 	}
@@ -510,6 +558,13 @@ func (r *Runner) Pair(ctx context.Context, o PairOptions) (string, error) {
 // AddAccount checks and stores an account (see AddAccount) and restarts
 // the engine to relay it.
 func (r *Runner) AddAccount(ctx context.Context, acct config.Account, password string) (Check, error) {
+	if err := r.o.IT.Refuse(policy.LockAccount); err != nil {
+		return Check{}, err
+	}
+	ctx, err := WithMailRoute(ctx, r.home, r.o.IT)
+	if err != nil {
+		return Check{}, err
+	}
 	chk, err := AddAccount(ctx, r.home, acct, password)
 	if err == nil {
 		r.Reload()
@@ -519,6 +574,11 @@ func (r *Runner) AddAccount(ctx context.Context, acct config.Account, password s
 
 // RemoveAccount forgets an account and restarts the engine without it.
 func (r *Runner) RemoveAccount(email string) error {
+	if _, ok := r.o.IT.Account(email); ok {
+		if err := r.o.IT.Refuse(policy.LockAccount); err != nil {
+			return err
+		}
+	}
 	if err := RemoveAccount(r.home, r.store, email); err != nil {
 		return err
 	}

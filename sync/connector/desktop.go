@@ -27,6 +27,10 @@ func (r *Runner) Home() config.Home { return r.home }
 // engine so the account relays again. Nothing is stored when the check
 // fails; the error says which server refused and why.
 func (r *Runner) SetPassword(ctx context.Context, email, password string) error {
+	ctx, err := WithMailRoute(ctx, r.home, r.o.IT)
+	if err != nil {
+		return err
+	}
 	cfg, err := r.home.Load()
 	if err != nil {
 		return err
@@ -197,6 +201,10 @@ func (r *Runner) applyLogLevel(level string) {
 // failing account's problem is now (for instance the fingerprint of a
 // certificate that changed) before offering a fix.
 func (r *Runner) CheckStoredAccount(ctx context.Context, email string) (Check, error) {
+	ctx, err := WithMailRoute(ctx, r.home, r.o.IT)
+	if err != nil {
+		return Check{}, err
+	}
 	cfg, err := r.home.Load()
 	if err != nil {
 		return Check{}, err

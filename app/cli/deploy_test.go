@@ -1,0 +1,331 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/inboxrelay/inboxrelay/sync/policy"
+	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/proxytest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/testrig"
+)
+
+// corp is a machine set up by IT: a Dovecot and a platform reachable only
+// through a proxy (gates admit the proxy's address alone), a policy file
+// naming them, and an empty home.
+type corp struct {
+	*world
+	policyPath                       string
+	platformGate, imapGate, smtpGate *proxytest.Gate
+}
+
+// newCorp writes a policy whose platform is behind a gate admitting only
+// platformFrom and reached through platformProxy, and whose mail servers
+// are behind gates admitting only mailFrom and reached through mailProxy;
+// extra is appended to the file.
+func newCorp(t *testing.T, platformFrom, mailFrom net.IP, platformProxy, mailProxy, extra string) *corp {
+	t.Helper()
+	login, err := policy.LoginName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The account's address comes from the login name: {user}.
+	r := testrig.New(t, testrig.Options{Unpaired: true, Email: login + "@acme.test", Password: "s3cret-Pa55word-" + t.Name()})
+	w := &world{t: t, rig: r, dovecot: r.Dovecot, platform: r.Platform.Platform, caFile: r.Platform.CAFile,
+		home: r.Home.Dir, email: r.Email, password: r.Password}
+	c := &corp{world: w}
+	u := strings.TrimPrefix(w.platform.URL(), "https://")
+	hostport, path, _ := strings.Cut(u, "/")
+	c.platformGate = proxytest.StartGate(t, "127.0.0.1", hostport, platformFrom)
+	c.imapGate = proxytest.StartGate(t, "127.0.0.1", w.dovecot.IMAPS, mailFrom)
+	c.smtpGate = proxytest.StartGate(t, "127.0.0.1", w.dovecot.Submission, mailFrom)
+	port := func(a string) string { _, p, _ := net.SplitHostPort(a); return p }
+	pol := fmt.Sprintf(`# written by %s
+[platform]
+url = "https://%s/%s"
+pairing_code = %q
+ca_file = %q
+proxy = %q
+
+[mail]
+proxy = %q
+
+[[account]]
+email = "{user}@acme.test"
+username = "{email}"
+imap = "localhost:%s"
+imap_security = "tls"
+smtp = "localhost:%s"
+smtp_security = "starttls"
+trust_fingerprints = [%q]
+
+[settings]
+backfill_days = 3650
+log_level = "debug"
+locked = ["platform", "account", "backfill_days"]
+%s`, t.Name(), c.platformGate.Addr, path, w.platform.NewPairingCode(), w.caFile, platformProxy, mailProxy,
+		port(c.imapGate.Addr), port(c.smtpGate.Addr), w.dovecot.Fingerprint, extra)
+	c.policyPath = filepath.Join(t.TempDir(), "policy.toml")
+	if err := os.WriteFile(c.policyPath, []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(policy.EnvPath, c.policyPath)
+	return c
+}
+
+// noDirectTraffic fails if any gate saw a connection that did not come
+// from the proxy.
+func (c *corp) noDirectTraffic() {
+	c.t.Helper()
+	for name, g := range map[string]*proxytest.Gate{"platform": c.platformGate, "IMAP": c.imapGate, "SMTP": c.smtpGate} {
+		if r := g.Refused(); len(r) > 0 {
+			c.t.Errorf("the %s gate cut %d direct connections (from %v): something bypassed the proxy", name, len(r), r)
+		}
+	}
+}
+
+// startRun starts `inboxrelay run` as the user unit would; it is killed
+// when the test ends.
+func (c *corp) startRun() (*exec.Cmd, *bytes.Buffer) {
+	c.t.Helper()
+	cmd := exec.Command(binary, "--home", c.home, "run")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, &errb
+}
+
+func stopRun(t *testing.T, cmd *exec.Cmd, errb *bytes.Buffer) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run exited with %v:\n%s", err, errb.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("run did not stop after SIGTERM:\n%s", errb.String())
+	}
+}
+
+// The issue's "done when", as a test: a policy with the platform, a
+// pairing code, the account and a proxy; the password given once; `run`
+// relays every message through the proxy, no other question asked, and the
+// direct routes are refused all along.
+func TestUnattendedEnrolmentThroughProxy(t *testing.T) {
+	p := proxytest.StartHTTP(t, proxytest.HTTPOptions{})
+	c := newCorp(t, proxytest.FromHTTP, proxytest.FromHTTP, p.URL, p.URL, "")
+	var want [][]byte
+	for i := 0; i < 12; i++ {
+		folder := "INBOX"
+		if i%4 == 0 {
+			folder = "Sent"
+		}
+		msg := message(i, 800+i*200)
+		c.dovecot.Append(t, c.email, folder, msg, time.Now())
+		want = append(want, msg)
+	}
+
+	// The one thing the user gives: the password, checked through the
+	// proxy against the servers the policy names.
+	r := c.mustRun(c.password+"\n", "account", "password", "--email", c.email, "--password-stdin")
+	if !strings.Contains(r.stdout, "login ok") || !strings.Contains(r.stdout, "password of "+c.email+" stored") {
+		t.Fatalf("account password: %s", r.stdout)
+	}
+
+	cmd, errb := c.startRun()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := c.platform.Wait(ctx, func() bool { return len(c.platform.Messages()) >= len(want) }); err != nil {
+		t.Fatalf("not relayed: %v\n%s", err, errb.String())
+	}
+	stopRun(t, cmd, errb)
+	c.checkAllStoredOnce(want)
+	if d := c.platform.Devices(); len(d) != 1 {
+		t.Fatalf("%d devices paired, want 1", len(d))
+	}
+	tunnels := strings.Join(p.Tunnels(), " ")
+	for _, g := range []*proxytest.Gate{c.platformGate, c.imapGate, c.smtpGate} {
+		_, port, _ := net.SplitHostPort(g.Addr)
+		if !strings.Contains(tunnels, ":"+port) {
+			t.Errorf("no tunnel through the proxy to %s (tunnels: %s)", g.Addr, tunnels)
+		}
+	}
+	c.noDirectTraffic()
+
+	// A second start pairs no more: the code was used once.
+	cmd, errb = c.startRun()
+	c.dovecot.Append(t, c.email, "INBOX", message(99, 1000), time.Now())
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel2()
+	if err := c.platform.Wait(ctx2, func() bool { return len(c.platform.Messages()) > len(want) }); err != nil {
+		t.Fatalf("the second run relays nothing: %v\n%s", err, errb.String())
+	}
+	stopRun(t, cmd, errb)
+	if d := c.platform.Devices(); len(d) != 1 {
+		t.Fatalf("%d devices after a restart, want 1", len(d))
+	}
+	for _, rej := range c.platform.Rejections() {
+		t.Errorf("the platform refused a request: %+v", rej)
+	}
+	c.noDirectTraffic()
+	c.checkNoSecretOnDisk()
+
+	// Where everything came from.
+	r = c.mustRun("", "policy", "--json")
+	var rep struct {
+		PolicyFile string `json:"policy_file"`
+		Settings   []struct {
+			Key, Value, Source, From string
+			Locked                   bool
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("policy --json: %v\n%s", err, r.stdout)
+	}
+	got := map[string]string{}
+	for _, s := range rep.Settings {
+		got[s.Key] = fmt.Sprintf("%s|%s|%v", s.Source, s.Value, s.Locked)
+	}
+	for key, want := range map[string]string{
+		"platform.url":       "policy_locked|https://" + c.platformGate.Addr,
+		"platform.proxy":     "policy_locked|" + p.URL + "|true",
+		"mail.proxy":         "policy_locked|" + p.URL,
+		"account " + c.email: "policy_locked|IMAP localhost",
+		"backfill_days":      "policy_locked|3650|true",
+		"log_level":          "policy_default|debug|false",
+		"relay_domains":      "default|",
+		"platform.pairing":   "policy_default|paired as device",
+	} {
+		if !strings.HasPrefix(got[key], want) {
+			t.Errorf("policy: %s = %q, want it to start with %q", key, got[key], want)
+		}
+	}
+	if rep.PolicyFile != c.policyPath || strings.Contains(r.stdout, "pairing_code") {
+		t.Errorf("policy file %q; the report must name it and never show the code", rep.PolicyFile)
+	}
+}
+
+// A pairing code is sent once: a second home with the same policy finds it
+// used, says to ask IT, and never sends it again however often it starts.
+func TestSpentPairingCodeIsNotSentAgain(t *testing.T) {
+	p := proxytest.StartHTTP(t, proxytest.HTTPOptions{})
+	c := newCorp(t, proxytest.FromHTTP, proxytest.FromHTTP, p.URL, p.URL, "")
+	c.mustRun(c.password+"\n", "account", "password", "--email", c.email, "--password-stdin")
+	// Another machine used the code first.
+	code := policyCode(t, c.policyPath)
+	if _, _, err := relayPair(c.platform.URL(), c.caFile, code); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		r := c.run("", "run")
+		if r.code == 0 || !strings.Contains(r.stderr, "refused the pairing code of the policy "+c.policyPath) || !strings.Contains(r.stderr, "ask IT for a new code") {
+			t.Fatalf("run %d with a spent code: exit %d\n%s", i, r.code, r.stderr)
+		}
+	}
+	pairs := 0
+	for _, rej := range c.platform.Rejections() {
+		if strings.HasSuffix(rej.Path, "/v1/pair") {
+			pairs++
+		}
+	}
+	if pairs != 1 {
+		t.Fatalf("the spent code was sent %d times, want once", pairs)
+	}
+	if r := c.mustRun("", "policy"); !strings.Contains(r.stdout, "refused the pairing code") {
+		t.Errorf("policy does not say why it is not paired:\n%s", r.stdout)
+	}
+}
+
+// relayPair pairs a device directly, as another machine would.
+func relayPair(url, caFile, code string) (string, string, error) {
+	c, err := relay.New(relay.Options{BaseURL: url, CAFile: caFile})
+	if err != nil {
+		return "", "", err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.Pair(ctx, code, relay.Device{Name: "other", OS: "linux", Version: "test"})
+}
+
+func policyCode(t *testing.T, path string) string {
+	t.Helper()
+	p, err := policy.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Platform.PairingCode
+}
+
+// IMAP and SMTP through a SOCKS5 proxy (Dante) while the platform is
+// reached through an HTTP proxy: `sync --once` relays and sends.
+func TestMailThroughSOCKS5(t *testing.T) {
+	hp := proxytest.StartHTTP(t, proxytest.HTTPOptions{})
+	sp := proxytest.StartSOCKS(t)
+	c := newCorp(t, proxytest.FromHTTP, proxytest.FromSOCKS, hp.URL, sp.URL, "")
+	msg := message(1, 2000)
+	c.dovecot.Append(t, c.email, "INBOX", msg, time.Now())
+	c.mustRun(c.password+"\n", "account", "password", "--email", c.email, "--password-stdin")
+	c.mustRun("", "sync", "--once")
+	c.checkAllStoredOnce([][]byte{msg})
+	c.noDirectTraffic()
+	if c.imapGate.Passed() == 0 || c.smtpGate.Passed() == 0 {
+		t.Fatalf("IMAP gate passed %d, SMTP gate %d", c.imapGate.Passed(), c.smtpGate.Passed())
+	}
+}
+
+// What the policy locks, the command line refuses, naming the file.
+func TestLockedSettingsAreRefused(t *testing.T) {
+	p := proxytest.StartHTTP(t, proxytest.HTTPOptions{})
+	c := newCorp(t, proxytest.FromHTTP, proxytest.FromHTTP, p.URL, p.URL, "")
+	for _, args := range [][]string{
+		{"pair", "--platform", c.platform.URL(), "--code", c.platform.NewPairingCode(), "--ca-file", c.caFile},
+		{"account", "add", "--email", "other@acme.test", "--imap", c.dovecot.IMAPS, "--smtp", c.dovecot.Submission, "--password-stdin"},
+		{"account", "remove", c.email},
+	} {
+		r := c.run("pw\n", args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "IT department's policy ("+c.policyPath+")") {
+			t.Errorf("%v: exit %d, stderr %q; want a refusal naming the policy file", args, r.code, r.stderr)
+		}
+	}
+	if r := c.mustRun("", "account", "list", "--json"); !strings.Contains(r.stdout, c.email) {
+		t.Errorf("the policy's account is not listed: %s", r.stdout)
+	}
+	if len(c.platform.Devices()) != 0 {
+		t.Error("a refused pair paired")
+	}
+}
+
+// A policy that cannot be used stops every command, naming its line.
+func TestMalformedPolicyStops(t *testing.T) {
+	w := newWorld(t, dovecottest.Options{})
+	path := filepath.Join(t.TempDir(), "policy.toml")
+	os.WriteFile(path, []byte("[platform]\nurl = \"https://app.example.com\"\n\n[settings]\nlocked = [\"platfrom\"]\n"), 0o644)
+	t.Setenv(policy.EnvPath, path)
+	for _, args := range [][]string{{"status"}, {"run"}, {"account", "list"}} {
+		r := w.run("", args...)
+		if r.code != 1 || !strings.Contains(r.stderr, path+", line 5") || !strings.Contains(r.stderr, "platfrom") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 1 naming the file, line 5 and the bad name", args, r.code, r.stderr)
+		}
+	}
+	if r := w.mustRun("", "version"); !strings.HasPrefix(r.stdout, "inboxrelay ") {
+		t.Errorf("version: %q", r.stdout)
+	}
+}
