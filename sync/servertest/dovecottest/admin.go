@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os/exec"
 	"slices"
@@ -202,20 +203,18 @@ func (s *Server) waitSpecialUse(t testing.TB, email, folder, use string) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
+		// While the master restarts its services a login may fail: retry.
+		var list []*imap.ListData
 		c, err := s.login(email, s.password(t, email), nil)
-		if err != nil {
-			t.Fatalf("dovecottest: %v", err)
+		if err == nil {
+			list, err = c.List("", folder, &imap.ListOptions{ReturnSpecialUse: true}).Collect()
+			c.Close()
 		}
-		list, err := c.List("", folder, &imap.ListOptions{ReturnSpecialUse: true}).Collect()
-		c.Close()
-		if err != nil {
-			t.Fatalf("dovecottest: list %q: %v", folder, err)
-		}
-		if len(list) == 1 && slices.Contains(list[0].Attrs, imap.MailboxAttr(use)) {
+		if err == nil && len(list) == 1 && slices.Contains(list[0].Attrs, imap.MailboxAttr(use)) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("dovecottest: folder %q does not show %s after a configuration reload", folder, use)
+			t.Fatalf("dovecottest: folder %q does not show %s after a configuration reload (%v)", folder, use, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -325,17 +324,31 @@ func (s *Server) KickUser(t testing.TB, email string) {
 	}
 }
 
+// exTempFail is doveadm's exit status for a temporary failure (EX_TEMPFAIL),
+// such as a user lookup while the master restarts the auth service after
+// a configuration reload.
+const exTempFail = 75
+
 // doveadm runs doveadm with this server's configuration, as the account
-// Dovecot runs as, and returns its standard output.
+// Dovecot runs as, and returns its standard output. A temporary failure is
+// retried for a few seconds.
 func (s *Server) doveadm(args ...string) ([]byte, error) {
-	cmd := exec.Command(s.bin.doveadm, append([]string{"-c", s.configPath()}, args...)...)
-	cmd.Dir = s.Dir
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.account.credential}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("doveadm %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cmd := exec.Command(s.bin.doveadm, append([]string{"-c", s.configPath()}, args...)...)
+		cmd.Dir = s.Dir
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.account.credential}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err == nil {
+			return stdout.Bytes(), nil
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exTempFail || time.Now().After(deadline) {
+			return nil, fmt.Errorf("doveadm %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return stdout.Bytes(), nil
 }
