@@ -81,6 +81,9 @@ func (s *Server) prepareDir(opts Options) error {
 			return err
 		}
 	}
+	if err := s.writePostLogin(); err != nil {
+		return err
+	}
 	if err := s.writeAuthDictConf(); err != nil {
 		return err
 	}

@@ -113,6 +113,10 @@ func (s *Server) writeConfig() error {
 	w("service submission-login {")
 	w("  inet_listener submission {\n    address = %s\n    port = %d\n  }", listenHost, s.ports[2])
 	w("}")
+	// Every IMAP login runs the post-login script first (see Logins).
+	w("service imap {\n  executable = imap postlogin\n}")
+	w("service postlogin {\n  executable = script-login %s\n  user = %s\n  unix_listener postlogin {\n  }\n}",
+		s.postLoginPath(), s.account.user)
 	// chroot needs root; Dovecot never runs as root here (see the package comment).
 	w("service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}")
 	for _, svc := range []string{"imap-login", "submission-login", "pop3-login", "imap-urlauth-login",

@@ -100,6 +100,9 @@ type Server struct {
 	users   map[string]string // email -> password
 	folders []folderUse       // extra special-use folders, see CreateFolder
 	proc    *process          // nil when stopped
+	frozen  []int             // imap processes stopped by FreezeSessions
+	// thawAtEnd is set once a cleanup that thaws frozen sessions is registered.
+	thawAtEnd bool
 }
 
 type folderUse struct{ name, use string }
@@ -288,6 +291,8 @@ func (s *Server) start() error {
 // the group is gone.
 func (s *Server) stop() error {
 	s.mu.Lock()
+	// A stopped process would only die by the SIGKILL after the grace time.
+	s.thawLocked()
 	p := s.proc
 	s.proc = nil
 	s.mu.Unlock()
