@@ -61,8 +61,13 @@ func (p *Platform) newHandler() http.Handler {
 			return
 		}
 		p.inflight.Add(1)
+		intercept := p.intercept
 		p.mu.Unlock()
 		defer p.inflight.Done()
+
+		if intercept != nil && intercept(w, r) {
+			return
+		}
 
 		// ServeMux would redirect a path that is not clean; the contract has
 		// no such paths, so they are simply not found.

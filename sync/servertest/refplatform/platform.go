@@ -67,6 +67,7 @@ type Platform struct {
 	outboxOrder []string
 	lease       time.Duration
 	rejections  []Rejection
+	intercept   func(http.ResponseWriter, *http.Request) bool
 
 	// Set once by Start.
 	srv      *http.Server
@@ -351,6 +352,24 @@ func (p *Platform) takeFault() (fault, bool) {
 	}
 	p.fault.n--
 	return p.fault, true
+}
+
+// Intercept installs f as a hook that sees every request before the
+// platform routes it, to make the platform misbehave in ways the contract
+// code never would: answer heartbeats 503, hold a request and answer 401,
+// redirect, or be slow. When f returns true it has answered the request
+// and the platform does nothing more with it: nothing is stored, counted
+// (not even by Uploads) or recorded as a rejection. When f returns false
+// the request is served as usual; f must then not have written a response
+// nor read the body. f runs on the request's goroutine, concurrently for
+// concurrent requests; it may block, but must return once the request's
+// context is done, or Close waits for it. A nil f removes the hook. It
+// applies to requests that arrive from now on; requests after Close get 503
+// without reaching it.
+func (p *Platform) Intercept(f func(w http.ResponseWriter, r *http.Request) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.intercept = f
 }
 
 // SetMaxBodySize sets the largest message body accepted, after
