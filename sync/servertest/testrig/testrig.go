@@ -38,6 +38,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/servertest/faultproxy"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
 // Default account of a Rig, used when Options leave them empty.
@@ -154,7 +155,7 @@ type Rig struct {
 	// Keychain is the home's keychain store.
 	Keychain *keychain.Store
 	// Config is the configuration of a paired home with the one account
-	// (IMAPS, submission with STARTTLS, Dovecot's certificate pinned,
+	// (IMAPS, submission with STARTTLS, Dovecot's certificate pinned for both addresses,
 	// DefaultBackfillDays); nil when Options.Unpaired. Tests may change it
 	// and call SaveConfig.
 	Config *config.Config
@@ -222,12 +223,15 @@ func New(t testing.TB, opts Options) *Rig {
 	if err != nil {
 		t.Fatalf("testrig: %v", err)
 	}
+	acct := config.Account{Email: r.Email, IMAP: imapSrv, SMTP: smtpSrv}
+	for _, srv := range []string{r.IMAPAddr(), r.SMTPAddr()} {
+		if _, err := acct.AddPin(trust.Pin{Server: srv, Fingerprint: r.Dovecot.Fingerprint}); err != nil {
+			t.Fatalf("testrig: pin %s: %v", srv, err)
+		}
+	}
 	r.Config = &config.Config{
 		Platform: config.Platform{URL: r.PlatformURL(), DeviceID: r.DeviceID, CAFile: r.Platform.CAFile},
-		Accounts: []config.Account{{
-			Email: r.Email, IMAP: imapSrv, SMTP: smtpSrv,
-			TrustFingerprints: []string{r.Dovecot.Fingerprint},
-		}},
+		Accounts: []config.Account{acct},
 		Settings: settings.Values{BackfillDays: settings.Int(DefaultBackfillDays)},
 	}
 	r.SaveConfig(t)
