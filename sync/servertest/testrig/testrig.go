@@ -155,9 +155,9 @@ type Rig struct {
 	// Keychain is the home's keychain store.
 	Keychain *keychain.Store
 	// Config is the configuration of a paired home with the one account
-	// (IMAPS, submission with STARTTLS, Dovecot's certificate pinned for both addresses,
-	// DefaultBackfillDays); nil when Options.Unpaired. Tests may change it
-	// and call SaveConfig.
+	// (IMAPS, submission with STARTTLS, Dovecot's certificate pinned for
+	// IMAPAddr and SMTPAddr, DefaultBackfillDays); nil when
+	// Options.Unpaired. Tests may change it and call SaveConfig.
 	Config *config.Config
 	// DeviceID and Token are the paired device's; empty when
 	// Options.Unpaired.
