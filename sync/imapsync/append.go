@@ -10,6 +10,7 @@ import (
 // FindMessageID looks in folder (opened read-only) for a message whose
 // Message-ID header is messageID ("<…>"), and returns its highest UID.
 func (c *Conn) FindMessageID(folder, messageID string) (uid uint32, found bool, err error) {
+	defer c.await("looking for a message by its Message-ID")()
 	if _, err := c.Examine(folder); err != nil {
 		return 0, false, err
 	}
@@ -29,6 +30,7 @@ func (c *Conn) FindMessageID(folder, messageID string) (uid uint32, found bool, 
 // the server tells it (UIDPLUS, RFC 4315), else 0. It leaves the folder
 // that is open, if any, first.
 func (c *Conn) Append(folder string, msg []byte, date time.Time) (uint32, error) {
+	defer c.await(fmt.Sprintf("filing a message in %q", folder))()
 	// Courier-IMAP refuses APPEND while a folder is open read-only ("NO
 	// Current box is selected READ-ONLY"), and FindMessageID leaves Sent
 	// open that way. UNSELECT (RFC 3691) where offered, else CLOSE: this

@@ -11,9 +11,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -46,13 +48,41 @@ func (e *AuthError) Error() string {
 func (e *AuthError) Unwrap() error { return ErrAuth }
 
 // NetError is a failure to reach the server or a connection that broke:
-// worth retrying later.
+// worth retrying later. Kind and Op say which, so that a person is not sent
+// to the firewall for a server that closed the connection on one message.
 type NetError struct {
 	Server string
+	Kind   NetKind
+	Op     string // what was under way, for a person ("fetching message UID 42"); may be empty
 	Err    error
 }
 
-func (e *NetError) Error() string { return fmt.Sprintf("cannot reach %s: %v", e.Server, e.Err) }
+// NetKind is how a connection failed.
+type NetKind int
+
+// The kinds of network failure.
+const (
+	Unreachable NetKind = iota // the connection could not be made
+	Closed                     // the server closed the connection
+	Silent                     // the server stopped answering; the connector dropped the connection
+	Broken                     // the connection broke (reset, timeout of the operating system)
+)
+
+func (e *NetError) Error() string {
+	op := ""
+	if e.Op != "" {
+		op = " while " + e.Op
+	}
+	switch e.Kind {
+	case Closed:
+		return fmt.Sprintf("%s closed the connection%s", e.Server, op)
+	case Silent:
+		return fmt.Sprintf("%s stopped answering%s: %v", e.Server, op, e.Err)
+	case Broken:
+		return fmt.Sprintf("the connection to %s broke%s: %v", e.Server, op, e.Err)
+	}
+	return fmt.Sprintf("cannot reach %s: %v", e.Server, e.Err)
+}
 
 // Unwrap returns the network error.
 func (e *NetError) Unwrap() error { return e.Err }
@@ -70,12 +100,26 @@ type Conn struct {
 	// right after EXAMINE it may still describe the previous folder.
 	exists atomic.Uint32 // unknownCount while EXAMINE runs
 	open   bool          // a folder is open (EXAMINE succeeded); owner's goroutine only
+	watch  *watch        // deadlines on the TCP connection; nil until connected
+}
+
+// DialOptions tune Dial; the zero value is the default.
+type DialOptions struct {
+	// Silence is how long the server may stay silent while the connector
+	// waits for it, before the connection is dropped; DefaultSilence when 0.
+	Silence time.Duration
 }
 
 // Dial connects to the account's IMAP server with the account's security
 // (implicit TLS or strict STARTTLS; never plaintext), verifies the server
-// with pol, and logs in. The connection is closed when ctx ends.
+// with pol, and logs in. The connection is closed when ctx ends. Every step
+// has a deadline (see DialOptions.Silence).
 func Dial(ctx context.Context, acct config.Account, password string, pol *trust.Policy) (*Conn, error) {
+	return DialWith(ctx, acct, password, pol, DialOptions{})
+}
+
+// DialWith is Dial with options.
+func DialWith(ctx context.Context, acct config.Account, password string, pol *trust.Policy, do DialOptions) (*Conn, error) {
 	srv := acct.IMAP
 	conn := &Conn{server: srv.Addr(), changed: make(chan struct{}, 1)}
 	opts := &imapclient.Options{
@@ -97,12 +141,24 @@ func Dial(ctx context.Context, acct config.Account, password string, pol *trust.
 			},
 		},
 	}
-	c, err := connect(ctx, srv, pol, opts)
+	// wrap is the one place where the TCP connection is wrapped, under TLS
+	// and go-imap: deadlines that follow the bytes (watch.go).
+	wrap := func(raw net.Conn) net.Conn {
+		conn.watch = newWatch(raw, do.Silence)
+		return conn.watch
+	}
+	c, err := connect(ctx, srv, pol, opts, wrap)
 	if err != nil {
+		if conn.watch != nil {
+			if step, ok := conn.watch.silent(); ok {
+				return nil, &NetError{Server: srv.Addr(), Kind: Silent, Op: step, Err: silentFor(conn.watch.silence)}
+			}
+		}
 		return nil, classifyDial(srv, err)
 	}
 	conn.c = c
 	conn.stop = context.AfterFunc(ctx, func() { conn.c.Close() })
+	conn.watch.rest()
 	if err := conn.login(acct.Login(), password); err != nil {
 		conn.Close()
 		if ctx.Err() != nil {
@@ -113,11 +169,12 @@ func Dial(ctx context.Context, acct config.Account, password string, pol *trust.
 	return conn, nil
 }
 
-func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *imapclient.Options) (*imapclient.Client, error) {
+func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *imapclient.Options, wrap func(net.Conn) net.Conn) (*imapclient.Client, error) {
 	raw, err := netdial.Dial(ctx, srv.Addr())
 	if err != nil {
 		return nil, err
 	}
+	raw = wrap(raw)
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	cfg := pol.Config(srv.Addr())
@@ -180,7 +237,10 @@ func classifyDial(srv config.Server, err error) error {
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, context.DeadlineExceeded) {
-		return &NetError{Server: srv.Addr(), Err: err}
+		return &NetError{Server: srv.Addr(), Kind: Unreachable, Err: err}
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &NetError{Server: srv.Addr(), Kind: Closed, Op: "greeting", Err: err}
 	}
 	return fmt.Errorf("connect to %s: %w", srv.Addr(), err)
 }
@@ -189,12 +249,13 @@ func (c *Conn) login(user, password string) error {
 	if c.c.Caps().Has(imap.CapLoginDisabled) {
 		return fmt.Errorf("%s does not allow logging in on this connection (LOGINDISABLED)", c.server)
 	}
+	defer c.await("logging in")()
 	if err := c.c.Login(user, password).Wait(); err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
 			return &AuthError{Server: c.server, Code: string(ie.Code), Text: Redact(ie.Text, password)}
 		}
-		return c.wrap("login", err)
+		return c.wrap("logging in", err)
 	}
 	return nil
 }
@@ -215,22 +276,51 @@ func (c *Conn) signal() {
 	}
 }
 
-// wrap turns a broken connection into a *NetError and adds what was being
-// done to other errors.
+// await arms the connection's deadlines for one step (see watch) and
+// returns the function that disarms them. what names the step for a
+// person: "searching the folder".
+func (c *Conn) await(what string) (done func()) {
+	return c.watch.await(what)
+}
+
+// wrap turns a broken connection into a *NetError that says how it broke
+// (closed by the server, silent, broken) and adds what was being done to
+// other errors. what is the step for a person ("fetching messages").
 func (c *Conn) wrap(what string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if step, ok := c.watch.silent(); ok {
+		return &NetError{Server: c.server, Kind: Silent, Op: step, Err: silentFor(c.watch.silence)}
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return fmt.Errorf("%s: %w", what, err) // the server answered: the connection is fine
+	}
+	// go-imap fails a command with anything but an *imap.Error only when
+	// its reader stopped (flattening the cause to text): the connection is
+	// gone, or about to be.
 	select {
 	case <-c.c.Closed():
-		return &NetError{Server: c.server, Err: fmt.Errorf("%s: connection closed: %w", what, err)}
-	default:
+	case <-time.After(time.Second):
+		var ne net.Error
+		if !errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
 	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, net.ErrClosed) {
-		return &NetError{Server: c.server, Err: fmt.Errorf("%s: %w", what, err)}
+	if step, ok := c.watch.silent(); ok {
+		return &NetError{Server: c.server, Kind: Silent, Op: step, Err: silentFor(c.watch.silence)}
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	if s := err.Error(); errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		strings.Contains(s, "connection reset") || strings.Contains(s, "broken pipe") {
+		return &NetError{Server: c.server, Kind: Broken, Op: what, Err: err}
+	}
+	return &NetError{Server: c.server, Kind: Closed, Op: what, Err: err}
+}
+
+// silentFor is the Err of a Silent NetError.
+func silentFor(d time.Duration) error {
+	return fmt.Errorf("nothing came for %v, so the connection was dropped", d)
 }
 
 // Caps returns the server's capabilities.

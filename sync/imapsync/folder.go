@@ -39,9 +39,11 @@ func (c *Conn) FindSent() (Folder, error) {
 	if c.c.Caps().Has(imap.CapListExtended) && c.c.Caps().Has(imap.CapSpecialUse) {
 		opts = &imap.ListOptions{ReturnSpecialUse: true}
 	}
+	done := c.await("listing the folders")
 	list, err := c.c.List("", "*", opts).Collect()
+	done()
 	if err != nil {
-		return Folder{}, c.wrap("list folders", err)
+		return Folder{}, c.wrap("listing the folders", err)
 	}
 	for _, l := range list {
 		for _, a := range l.Attrs {
@@ -52,8 +54,16 @@ func (c *Conn) FindSent() (Folder, error) {
 	}
 	prefix := ""
 	if c.c.Caps().Has(imap.CapNamespace) {
-		if ns, err := c.c.Namespace().Wait(); err == nil && len(ns.Personal) > 0 {
+		done := c.await("reading the namespaces")
+		ns, err := c.c.Namespace().Wait()
+		done()
+		if err == nil && len(ns.Personal) > 0 {
 			prefix = ns.Personal[0].Prefix
+		} else if err != nil {
+			var ie *imap.Error
+			if !errors.As(err, &ie) {
+				return Folder{}, c.wrap("reading the namespaces", err)
+			}
 		}
 	}
 	// Prefer the shortest path: "INBOX.Sent" over "Archive/Old/Sent".
@@ -97,9 +107,12 @@ func (c *Conn) Examine(name string) (Selected, error) {
 	// A failed EXAMINE leaves no folder open either (RFC 3501 6.3.1).
 	c.open = false
 	c.exists.Store(unknownCount)
+	what := fmt.Sprintf("opening %q", name)
+	done := c.await(what)
 	d, err := c.c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
+	done()
 	if err != nil {
-		return Selected{}, c.wrap(fmt.Sprintf("examine %q", name), err)
+		return Selected{}, c.wrap(what, err)
 	}
 	c.open = true
 	// Unless an EXISTS that came after EXAMINE's already told a newer count.
@@ -122,9 +135,11 @@ func (c *Conn) LastUID() (uint32, error) {
 	// The last message by its number, not "*": imapclient matches a FETCH
 	// response to its command by number, and never matches one to "*"
 	// alone, so `FETCH * (UID)` always came back empty.
+	done := c.await("asking for the last UID")
 	msgs, err := c.c.Fetch(imap.SeqSetNum(n), &imap.FetchOptions{UID: true}).Collect()
+	done()
 	if err != nil {
-		return 0, c.wrap("fetch the last UID", err)
+		return 0, c.wrap("asking for the last UID", err)
 	}
 	var last uint32
 	for _, m := range msgs {
@@ -155,9 +170,11 @@ func (c *Conn) Search(after uint32, since time.Time, baseline, last uint32) ([]u
 			{UID: []imap.UIDSet{{imap.UIDRange{Start: imap.UID(baseline), Stop: 0}}}},
 		}}
 	}
+	done := c.await("searching the folder")
 	d, err := c.c.UIDSearch(crit, nil).Wait()
+	done()
 	if err != nil {
-		return nil, c.wrap("search", err)
+		return nil, c.wrap("searching the folder", err)
 	}
 	var out []uint32
 	for _, u := range d.AllUIDs() {
@@ -180,44 +197,85 @@ type Meta struct {
 	Addresses    []string // From, To, Cc and Bcc, lowercased
 }
 
-// FetchMeta returns the metadata of the UIDs that still exist.
+// FetchMeta returns the metadata of the UIDs that still exist. When the
+// fetch fails part way, it returns the messages whose facts came whole
+// along with the error: a server that breaks on one message still gives
+// the ones before it.
 func (c *Conn) FetchMeta(uids []uint32) ([]Meta, error) {
-	msgs, err := c.c.Fetch(uidSet(uids), &imap.FetchOptions{
+	defer c.await("reading the facts of messages")()
+	cmd := c.c.Fetch(uidSet(uids), &imap.FetchOptions{
 		UID: true, Flags: true, InternalDate: true, RFC822Size: true, Envelope: true,
-	}).Collect()
-	if err != nil {
-		return nil, c.wrap("fetch message facts", err)
-	}
-	out := make([]Meta, 0, len(msgs))
-	for _, m := range msgs {
-		if m.UID == 0 {
+	})
+	out := make([]Meta, 0, len(uids))
+	var merr error
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		m, err := msg.Collect()
+		if err != nil {
+			merr = err
+			break
+		}
+		// A response cut short (Dovecot sends what it has, then BYE) lacks
+		// the envelope: not whole, so not returned.
+		if m.UID == 0 || m.Envelope == nil || m.InternalDate.IsZero() {
 			continue
 		}
 		meta := Meta{UID: uint32(m.UID), InternalDate: m.InternalDate, Size: m.RFC822Size}
 		for _, f := range m.Flags {
 			meta.Flags = append(meta.Flags, string(f))
 		}
-		if e := m.Envelope; e != nil {
-			meta.MessageID = e.MessageID
-			for _, list := range [][]imap.Address{e.From, e.To, e.Cc, e.Bcc} {
-				for _, a := range list {
-					if s := a.Addr(); s != "" {
-						meta.Addresses = append(meta.Addresses, strings.ToLower(s))
-					}
+		e := m.Envelope
+		meta.MessageID = e.MessageID
+		for _, list := range [][]imap.Address{e.From, e.To, e.Cc, e.Bcc} {
+			for _, a := range list {
+				if s := a.Addr(); s != "" {
+					meta.Addresses = append(meta.Addresses, strings.ToLower(s))
 				}
 			}
 		}
 		out = append(out, meta)
 	}
+	if err := cmd.Close(); err != nil || merr != nil {
+		if err == nil {
+			err = merr
+		}
+		return out, c.wrap(inFlight("reading the facts of message", uids, func(u uint32) bool {
+			for _, m := range out {
+				if m.UID == u {
+					return true
+				}
+			}
+			return false
+		}), err)
+	}
 	return out, nil
+}
+
+// inFlight names the step for the first of uids not yet received, the one
+// the server was most likely sending when it failed ("sending message UID
+// 42"), or the whole set when every one came.
+func inFlight(what string, uids []uint32, got func(uint32) bool) string {
+	for _, u := range uids {
+		if !got(u) {
+			return fmt.Sprintf("%s UID %d", what, u)
+		}
+	}
+	return what + "s"
 }
 
 // FetchBodies downloads the exact bytes (BODY.PEEK[]) of uids into sp and
 // calls fn for each message, in the server's order, after its body was read
-// whole. A UID the server does not return is simply not passed to fn.
+// whole. A UID the server does not return is simply not passed to fn. When
+// the fetch fails part way, the bodies passed to fn before stay the
+// caller's: only the one being read is dropped.
 func (c *Conn) FetchBodies(uids []uint32, sp *spool.Spool, fn func(uid uint32, b *spool.Body) error) error {
 	section := &imap.FetchItemBodySection{Peek: true}
+	defer c.await("reading messages")()
 	cmd := c.c.Fetch(uidSet(uids), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
+	got := map[uint32]bool{}
 	var ferr error
 	for {
 		msg := cmd.Next()
@@ -255,12 +313,23 @@ func (c *Conn) FetchBodies(uids []uint32, sp *spool.Spool, fn func(uid uint32, b
 			body.Remove()
 			continue
 		}
+		got[uid] = true
 		if err := fn(uid, body); err != nil && ferr == nil {
 			ferr = err
 		}
 	}
 	if err := cmd.Close(); err != nil {
-		return c.wrap("fetch messages", err)
+		return c.wrap(inFlight("reading message", uids, func(u uint32) bool { return got[u] }), err)
+	}
+	var ie *imap.Error
+	if ferr != nil && !errors.As(ferr, &ie) {
+		// The body could not be read whole (a spool failure, or the
+		// connection broke inside the literal).
+		select {
+		case <-c.c.Closed():
+			return c.wrap(inFlight("reading message", uids, func(u uint32) bool { return got[u] }), ferr)
+		default:
+		}
 	}
 	return ferr
 }
@@ -274,7 +343,10 @@ func uidSet(uids []uint32) imap.UIDSet {
 }
 
 // Noop asks the server for news (new messages arrive as EXISTS).
-func (c *Conn) Noop() error { return c.wrap("noop", c.c.Noop().Wait()) }
+func (c *Conn) Noop() error {
+	defer c.await("asking for news (NOOP)")()
+	return c.wrap("asking for news (NOOP)", c.c.Noop().Wait())
+}
 
 // ErrSlept means the machine was asleep (the wall clock jumped ahead of the
 // monotonic clock): the connection is probably dead, reconnect at once.
@@ -299,13 +371,18 @@ func (c *Conn) Wait(ctx context.Context, wake <-chan struct{}, refresh, poll, wa
 		}
 		return c.Noop()
 	}
+	start := c.await("starting IDLE")
 	idle, err := c.c.Idle()
+	start()
 	if err != nil {
-		return c.wrap("idle", err)
+		return c.wrap("starting IDLE", err)
 	}
+	// While idling the server owes us nothing: no deadline but the
+	// watchdog when leaving.
 	t := time.NewTimer(refresh)
 	defer t.Stop()
 	werr := c.closedErr(sleepWatch(ctx, t.C, wake, c.changed, c.c.Closed()))
+	defer c.await("leaving IDLE")()
 	done := make(chan error, 1)
 	go func() {
 		// Close only writes DONE; Wait reads the server's answer, which a
@@ -323,10 +400,10 @@ func (c *Conn) Wait(ctx context.Context, wake <-chan struct{}, refresh, poll, wa
 		if werr != nil {
 			return werr
 		}
-		return c.wrap("idle", err)
+		return c.wrap("leaving IDLE", err)
 	case <-wd.C:
 		c.c.Close()
-		return &NetError{Server: c.server, Err: fmt.Errorf("the server did not answer within %v", watchdog)}
+		return &NetError{Server: c.server, Kind: Silent, Op: "leaving IDLE", Err: silentFor(watchdog)}
 	}
 }
 
@@ -335,7 +412,7 @@ var errClosed = errors.New("the server closed the connection")
 // closedErr reports a connection the server closed as a *NetError.
 func (c *Conn) closedErr(err error) error {
 	if err == errClosed {
-		return &NetError{Server: c.server, Err: err}
+		return &NetError{Server: c.server, Kind: Closed, Op: "waiting for new mail", Err: err}
 	}
 	return err
 }
