@@ -18,12 +18,12 @@ import (
 	"sort"
 	"strings"
 	gosync "sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
 	"github.com/inboxrelay/inboxrelay/sync/backoff"
 	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/imapsync"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
 	"github.com/inboxrelay/inboxrelay/sync/spool"
@@ -67,7 +67,14 @@ type Options struct {
 	// GiveUpAfter bounds the retries of one upload on temporary failures
 	// (Once mode only); 0 never gives up.
 	GiveUpAfter time.Duration
-	Now         func() time.Time
+	// Silence is how long a mail server may stay silent while the engine
+	// waits for it (greeting, login, a command's answer, the next bytes of
+	// a message) before the connection is dropped and rebuilt; 60 s.
+	Silence time.Duration
+	// RetryUndeliverable is how often a message the server could not
+	// deliver is tried again (SyncNow tries at once); 24 h.
+	RetryUndeliverable time.Duration
+	Now                func() time.Time
 }
 
 // Engine relays the accounts of one home. Its methods are safe for
@@ -78,26 +85,26 @@ type Engine struct {
 	spool *spool.Spool
 	jobs  chan *job
 
-	platform atomic.Pointer[relay.Client]
+	platform *platform // the one owner of the platform's state
 
 	mu        gosync.Mutex
 	folders   []*folderSync
-	blocked   bool          // the platform refused the token
-	unblocked chan struct{} // closed when blocked ends
-	platErr   string
 	paused    bool
 	pausedFor PauseReason   // as the last Pause said
 	resumed   chan struct{} // closed on Resume
 	cancels   map[*folderSync]context.CancelFunc
-	settings  state.Settings
+	settings  state.Settings    // the platform's, as last received (or stored)
 	obErr     map[string]string // account -> last outbox error
 
 	subMu gosync.Mutex
 	subs  map[chan struct{}]struct{} // Subscribe's channels
-	// beaten is closed after the first heartbeat attempt: the platform's
-	// settings (relay_domains above all) are known before anything is
-	// relayed.
-	beaten chan struct{}
+	// beaten is closed once the platform's settings are known: at start
+	// when a heartbeat of this platform stored them before, else after the
+	// first heartbeat that succeeds. Nothing is relayed before (relay_domains
+	// above all must be known before the first message leaves).
+	beaten     chan struct{}
+	beatenOnce gosync.Once
+	beatNow    chan struct{} // a heartbeat now (a new token); buffer of one
 }
 
 // New checks o and returns an Engine ready to Run.
@@ -122,6 +129,8 @@ func New(o Options) (*Engine, error) {
 	def(&o.HeartbeatEvery, time.Minute)
 	def(&o.OutboxWait, 55*time.Second)
 	def(&o.FiledWait, 2*time.Second)
+	def(&o.Silence, imapsync.DefaultSilence)
+	def(&o.RetryUndeliverable, 24*time.Hour)
 	if o.Backoff.Base == 0 {
 		o.Backoff = backoff.Default
 	}
@@ -131,30 +140,33 @@ func New(o Options) (*Engine, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	pc, err := relay.New(o.Platform)
-	if err != nil {
-		return nil, err
-	}
 	st, err := o.Store.Settings()
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{
-		o:         o,
-		log:       o.Log,
-		spool:     &spool.Spool{Dir: o.Home.SpoolDir()},
-		jobs:      make(chan *job),
-		unblocked: make(chan struct{}),
-		resumed:   make(chan struct{}),
-		cancels:   map[*folderSync]context.CancelFunc{},
-		obErr:     map[string]string{},
-		settings:  st,
-		subs:      map[chan struct{}]struct{}{},
-		beaten:    make(chan struct{}),
+		o:        o,
+		log:      o.Log,
+		spool:    &spool.Spool{Dir: o.Home.SpoolDir()},
+		jobs:     make(chan *job),
+		resumed:  make(chan struct{}),
+		cancels:  map[*folderSync]context.CancelFunc{},
+		obErr:    map[string]string{},
+		subs:     map[chan struct{}]struct{}{},
+		beaten:   make(chan struct{}),
+		beatNow:  make(chan struct{}, 1),
+		settings: state.Settings{Platform: o.Platform.BaseURL},
 	}
-	close(e.unblocked)
+	if e.platform, err = newPlatform(o.Platform, o.Log, e.changed); err != nil {
+		return nil, err
+	}
 	close(e.resumed)
-	e.platform.Store(pc)
+	if !st.Received.IsZero() && st.Platform == o.Platform.BaseURL {
+		// A heartbeat of this platform brought these before: they hold
+		// until a heartbeat brings new ones, also if the first one fails.
+		e.settings = st
+		e.settingsKnown()
+	}
 	for _, a := range o.Config.Accounts {
 		pol, err := trust.NewPolicy(a.MinTLS, a.TrustPins(), nil)
 		if err != nil {
@@ -162,7 +174,8 @@ func New(o Options) (*Engine, error) {
 		}
 		for _, role := range []string{RoleInbox, RoleSent} {
 			e.folders = append(e.folders, &folderSync{e: e, acct: a, role: role, trust: pol, st: Starting,
-				key: state.FolderKey{Account: strings.ToLower(a.Email), Role: role}, wake: make(chan struct{}, 1)})
+				key:  state.FolderKey{Account: strings.ToLower(a.Email), Role: role},
+				wake: make(chan struct{}, 1), nudge: make(chan struct{}, 1)})
 		}
 	}
 	return e, nil
@@ -199,13 +212,17 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() { defer close(statusDone); e.writeStatus(ctx) }()
 
 	if e.o.Once {
-		// The platform's settings (window, domains) apply before the pass.
+		// The platform's settings (window, domains) apply before the pass;
+		// without them (never received, and the heartbeat failed) nothing
+		// is relayed.
 		err := e.heartbeat(ctx)
-		close(e.beaten)
-		if errors.Is(err, relay.ErrUnauthorized) {
+		if errors.Is(err, relay.ErrUnauthorized) || !e.known() {
 			cancel()
 			bg.Wait()
 			<-statusDone
+			if !errors.Is(err, relay.ErrUnauthorized) {
+				err = fmt.Errorf("nothing was relayed: the platform's settings are not known yet and the heartbeat failed (%w); try again when the platform answers", err)
+			}
 			return err
 		}
 	} else {
@@ -260,12 +277,26 @@ func joinOnce(errs []error) error {
 	return errors.New(strings.Join(lines, "; "))
 }
 
-// SyncNow makes every folder look for new mail now, and retry at once a
-// connection that is waiting out its backoff.
+// SyncNow makes every folder look for new mail now, retry at once a
+// connection that is waiting out its backoff, and try again the messages
+// the server could not deliver.
 func (e *Engine) SyncNow() {
 	for _, f := range e.folders {
+		f.retryNow.Store(true)
 		select {
 		case f.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// nudge makes every folder with a live session look again now (the
+// settings changed); unlike SyncNow it never cuts a back-off short, so a
+// refused password keeps waiting as designed.
+func (e *Engine) nudge() {
+	for _, f := range e.folders {
+		select {
+		case f.nudge <- struct{}{}:
 		default:
 		}
 	}
@@ -311,20 +342,17 @@ func (e *Engine) Resume() {
 }
 
 // SetToken replaces the device token after pairing again, and resumes
-// relaying if the platform had refused the old one.
+// relaying if the platform had refused the old one. A refusal answered
+// later to a request made with the old token does not stop relaying. Safe
+// for concurrent use.
 func (e *Engine) SetToken(token string) error {
-	o := e.o.Platform
-	o.Token = token
-	pc, err := relay.New(o)
-	if err != nil {
+	if err := e.platform.setToken(token); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	e.o.Platform.Token = token
-	e.mu.Unlock()
-	old := e.platform.Swap(pc)
-	old.Close()
-	e.setBlocked(false)
+	select { // the platform's word on the new token, and its settings
+	case e.beatNow <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
@@ -407,45 +435,12 @@ func (e *Engine) sessionContext(ctx context.Context, f *folderSync) (context.Con
 	}
 }
 
-func (e *Engine) setBlocked(b bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.blocked == b {
-		return
-	}
-	e.blocked = b
-	if b {
-		e.unblocked = make(chan struct{})
-		e.platErr = relay.ErrUnauthorized.Error()
-		e.log.Warn("the platform refused the device token; relaying stops until the device is paired again")
-	} else {
-		close(e.unblocked)
-		e.platErr = ""
-	}
-	e.changed()
-}
-
-func (e *Engine) setPlatformErr(err error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s := ""
-	if err != nil {
-		s = err.Error()
-	}
-	if e.platErr != s && !e.blocked {
-		e.platErr = s
-		e.changed()
-	}
-}
-
 // waitPlatform blocks while the platform refuses the token. In Once mode it
 // returns relay.ErrUnauthorized instead. In Run mode it looks for a new
 // token in the keychain (a `pair` run by another process) every 30 s.
 func (e *Engine) waitPlatform(ctx context.Context) error {
 	for {
-		e.mu.Lock()
-		blocked, ch := e.blocked, e.unblocked
-		e.mu.Unlock()
+		blocked, ch := e.platform.blocked()
 		if !blocked {
 			return nil
 		}
@@ -458,7 +453,7 @@ func (e *Engine) waitPlatform(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(30 * time.Second):
-			if tok, err := e.o.Secrets.Get(keychain.DeviceTokenKey); err == nil && tok != e.currentToken() {
+			if tok, err := e.o.Secrets.Get(keychain.DeviceTokenKey); err == nil && tok != e.platform.token() {
 				if err := e.SetToken(tok); err != nil {
 					e.log.Warn("use the new device token", "err", err)
 				}
@@ -467,16 +462,31 @@ func (e *Engine) waitPlatform(ctx context.Context) error {
 	}
 }
 
-func (e *Engine) currentToken() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.o.Platform.Token
+// settingsKnown lets relaying start: the platform's settings are known.
+func (e *Engine) settingsKnown() { e.beatenOnce.Do(func() { close(e.beaten) }) }
+
+// known reports whether the platform's settings are known.
+func (e *Engine) known() bool {
+	select {
+	case <-e.beaten:
+		return true
+	default:
+		return false
+	}
 }
 
-func (e *Engine) currentSettings() state.Settings {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.settings
+// backfillDays returns how many days back the folders relay
+// (settings.BackfillAll: everything), as the settings say now.
+func (e *Engine) backfillDays() int { return e.effective().BackfillDays }
+
+// relayDomains returns the domains a message needs an address in to be
+// relayed, as the settings say now; empty means every message.
+func (e *Engine) relayDomains() []string { return e.effective().RelayDomains }
+
+// sendAs returns the addresses, besides its own, that an account's outbox
+// items may use as sender, as the settings say now (send_as).
+func (e *Engine) sendAs(account string) []string {
+	return e.effective().SendAs[strings.ToLower(account)]
 }
 
 // effective resolves the settings (sync/settings) with the platform's as
@@ -485,11 +495,17 @@ func (e *Engine) effective() settings.Effective {
 	return settings.Resolve(e.o.Policy.Layers(e.o.Config.Settings, e.currentSettings().Layer()))
 }
 
+// currentSettings returns the platform's settings as last received.
+func (e *Engine) currentSettings() state.Settings {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.settings
+}
+
 // heartbeatLoop beats at once, then every HeartbeatEvery, without holding
 // up the folders when the platform is slow to answer.
 func (e *Engine) heartbeatLoop(ctx context.Context) {
 	e.heartbeat(ctx)
-	close(e.beaten)
 	t := time.NewTicker(e.o.HeartbeatEvery)
 	defer t.Stop()
 	for {
@@ -498,56 +514,72 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			e.heartbeat(ctx)
+		case <-e.beatNow:
+			e.heartbeat(ctx)
 		}
 	}
 }
 
 // heartbeat reports every account and applies the settings the platform
-// sends back.
+// sends back. Each answer holds the platform's settings in full: one that
+// an answer leaves out returns to the local value. A change applies from
+// the next message on, without a reconnection.
 func (e *Engine) heartbeat(ctx context.Context) error {
 	snap := e.Snapshot()
 	hb := relay.Heartbeat{Version: version.Version, OS: runtime.GOOS, Accounts: []relay.AccountHeartbeat{}}
 	for _, a := range snap.Accounts {
 		hb.Accounts = append(hb.Accounts, relay.AccountHeartbeat{
 			Email: a.Email, State: a.State.Heartbeat(), LastSync: a.LastSync,
-			Backlog: a.Backlog, Rejected: a.Rejected, Error: a.LastError,
+			Backlog: a.Backlog, Rejected: a.Rejected, Error: heartbeatError(a),
 		})
 	}
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s, err := e.platform.Load().Heartbeat(hctx, hb)
+	pc := e.platform.Load()
+	s, err := pc.Heartbeat(hctx, hb)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	e.platform.answered(pc, err)
 	if err != nil {
-		if errors.Is(err, relay.ErrUnauthorized) {
-			e.setBlocked(true)
-		} else if ctx.Err() == nil {
-			e.setPlatformErr(err)
+		if !errors.Is(err, relay.ErrUnauthorized) {
 			e.log.Warn("heartbeat", "err", err)
 		}
 		return err
 	}
-	e.setPlatformErr(nil)
-	if s == nil {
-		return nil
+	next := state.Settings{Platform: e.o.Platform.BaseURL, Received: e.o.Now()}
+	if s != nil {
+		next.BackfillDays = s.BackfillDays
+		next.RelayDomains, next.DomainsGiven = s.RelayDomains, s.DomainsGiven
+		next.SendAs = s.SendAs
 	}
 	e.mu.Lock()
-	next := e.settings
-	if s.BackfillDays != nil {
-		next.BackfillDays = s.BackfillDays
+	same := e.known() && next.Equal(e.settings)
+	if !same {
+		e.settings = next
 	}
-	if s.DomainsGiven {
-		next.RelayDomains = s.RelayDomains
-	}
-	same := fmt.Sprint(next) == fmt.Sprint(e.settings)
-	e.settings = next
 	e.mu.Unlock()
 	if !same {
-		e.log.Info("platform settings applied", "backfill_days", next.BackfillDays, "relay_domains", next.RelayDomains)
+		e.log.Info("platform settings applied", "backfill_days", next.BackfillDays, "relay_domains", next.RelayDomains, "send_as", len(next.SendAs))
 		if err := e.o.Store.PutSettings(next); err != nil {
-			return err
+			e.log.Warn("store the platform settings", "err", err)
 		}
-		e.SyncNow()
+		e.settingsKnown()
+		e.nudge()
 	}
 	return nil
+}
+
+// heartbeatError is the account's error line in a heartbeat: its own error,
+// else the messages the mail server cannot deliver (the heartbeat has no
+// field of its own for them; they are not the platform's rejections).
+func heartbeatError(a AccountStatus) string {
+	if a.LastError != "" || a.Undeliverable == 0 {
+		return a.LastError
+	}
+	u := a.UndeliverableMessages[len(a.UndeliverableMessages)-1]
+	return fmt.Sprintf("the mail server cannot deliver %d message(s); the last: %s UID %d: %s",
+		a.Undeliverable, u.Folder, u.UID, strings.TrimPrefix(u.Reason, "the server cannot deliver this message: "))
 }
 
 // writeStatus keeps the status file (read by `inboxrelay status`) up to
@@ -614,9 +646,17 @@ type AccountStatus struct {
 	Rejected     int               `json:"rejected"`
 	Skipped      int               `json:"skipped"`
 	Rejections   []state.Rejection `json:"rejections,omitempty"`
-	LastError    string            `json:"last_error,omitempty"`
-	Folders      []FolderStatus    `json:"folders"`
-	Outbox       OutboxStatus      `json:"outbox"`
+	// Undeliverable counts the messages the mail server could not deliver
+	// to the connector (it broke the connection or refused each time they
+	// were asked for alone): not relayed, tried again daily and on Sync now,
+	// and apart from Rejected, which are the platform's refusals.
+	Undeliverable int `json:"undeliverable"`
+	// UndeliverableMessages are the last 20 of them, oldest first, each
+	// with what the server did.
+	UndeliverableMessages []state.Undeliverable `json:"undeliverable_messages,omitempty"`
+	LastError             string                `json:"last_error,omitempty"`
+	Folders               []FolderStatus        `json:"folders"`
+	Outbox                OutboxStatus          `json:"outbox"`
 }
 
 // OutboxStatus is where an account's outgoing mail stands.
@@ -643,12 +683,9 @@ type FolderStatus struct {
 // database: call it on a change signal, not in a tight loop.
 func (e *Engine) Snapshot() Snapshot {
 	e.mu.Lock()
-	s := Snapshot{Time: e.o.Now(), Paused: e.paused, PausedFor: e.pausedFor, Platform: PlatformStatus{URL: e.o.Platform.BaseURL, State: PlatformOK, Error: e.platErr}}
-	if e.blocked {
-		s.Platform.State = PlatformNeedsPairing
-	} else if e.platErr != "" {
-		s.Platform.State = PlatformUnreachable
-	}
+	plat := e.platform.status()
+	blocked := plat.State == PlatformNeedsPairing
+	s := Snapshot{Time: e.o.Now(), Paused: e.paused, PausedFor: e.pausedFor, Platform: plat}
 	byAcct := map[string]*AccountStatus{}
 	var order []string
 	for _, f := range e.folders {
@@ -662,7 +699,7 @@ func (e *Engine) Snapshot() Snapshot {
 		if e.paused {
 			fst = Paused
 		}
-		if fst == Offline && e.blocked {
+		if fst == Offline && blocked {
 			fst = NeedsPairing
 		}
 		fs := FolderStatus{Role: f.role, Name: f.name, State: fst, LastSync: f.lastSync, Backlog: f.backlog, Error: f.errText}
@@ -716,6 +753,13 @@ func (e *Engine) Snapshot() Snapshot {
 				r = r[len(r)-20:]
 			}
 			a.Rejections = r
+		}
+		if u, err := e.o.Store.AccountUndeliverables(k); err == nil {
+			a.Undeliverable = len(u)
+			if len(u) > 20 {
+				u = u[len(u)-20:]
+			}
+			a.UndeliverableMessages = u
 		}
 		s.Accounts = append(s.Accounts, *a)
 	}

@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
 	"github.com/inboxrelay/inboxrelay/sync/config"
@@ -26,6 +31,17 @@ type folderSync struct {
 	key   state.FolderKey
 	trust *trust.Policy
 	wake  chan struct{} // SyncNow; buffer of one
+	// nudge asks a running session to look again now (the settings
+	// changed); unlike wake it never cuts a back-off short. Buffer of one.
+	nudge chan struct{}
+	// retryNow makes the next pass try the undeliverable messages again
+	// (SyncNow), whenever they were last tried.
+	retryNow atomic.Bool
+
+	// Owned by run's goroutine: UIDs that failed within a group, to fetch
+	// alone, under suspectsUV.
+	suspects   map[uint32]*suspect
+	suspectsUV uint32
 
 	// Guarded by e.mu.
 	st       State
@@ -34,6 +50,36 @@ type folderSync struct {
 	backlog  int
 	lastSync time.Time
 }
+
+// suspect is a message that a failed fetch was reading: it is fetched alone
+// until it comes, or is recorded undeliverable after messageTries failures.
+type suspect struct {
+	tries int
+}
+
+// messageTries is how many times a message fetched alone may fail (the
+// server closing the connection, going silent or refusing) before it is
+// recorded as one the server cannot deliver.
+const messageTries = 3
+
+// messageFault is a failure while the server was sending a message, not a
+// failure of the network as such: the next session narrows it down to the
+// one message at once instead of backing off.
+type messageFault struct {
+	uid uint32 // the message being read, 0 when unknown
+	err error
+}
+
+func (m *messageFault) Error() string { return m.err.Error() }
+
+// errLookAgain: the pass left messages the server did not return; the next
+// pass, at once, fetches each alone.
+var errLookAgain = errors.New("look again")
+
+// errNotReturned: a message asked for alone did not come, and the server
+// said nothing of it.
+var errNotReturned = errors.New("the server answered without the message")
+func (m *messageFault) Unwrap() error { return m.err }
 
 // set changes the folder's state in one place and signals a change only
 // when something really changed.
@@ -61,17 +107,24 @@ func (f *folderSync) update(fn func()) {
 	f.e.changed()
 }
 
-// batchSize is how many messages one FETCH asks for; batchBytes bounds the
-// bodies a batch holds in memory (bigger ones are spooled to disk).
+// batchSize is how many messages one FETCH of facts asks for; groupBytes
+// bounds the bodies one FETCH downloads before they are handed to the
+// uploads (in memory up to spool.DefaultThreshold each, on disk above): a
+// message bigger than that is fetched alone.
 const (
 	batchSize  = 50
-	batchBytes = 8 << 20
+	groupBytes = 8 << 20
 )
 
+// onceFaultSessions bounds the sessions Once mode spends narrowing down
+// messages the server cannot deliver.
+const onceFaultSessions = 4 * messageTries
+
 // run keeps sessions going until ctx ends, reconnecting with backoff after
-// any failure. In Once mode it makes one session and returns its error.
+// any failure. In Once mode it makes one session (more when narrowing down
+// a message the server cannot deliver) and returns its error.
 func (f *folderSync) run(ctx context.Context) error {
-	attempt := 0
+	attempt, faults := 0, 0
 	for {
 		if err := f.e.gate(ctx); err != nil {
 			return nil
@@ -90,7 +143,18 @@ func (f *folderSync) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		var mf *messageFault
+		fault := errors.As(err, &mf)
+		if fault {
+			// Narrowing down, not a network problem: reconnect at once.
+			f.e.log.Warn("a message broke the fetch; narrowing it down", "account", f.acct.Email, "folder", f.role, "uid", mf.uid, "err", err)
+			f.set(Syncing, nil)
+		}
 		if f.e.o.Once {
+			if fault && faults < onceFaultSessions {
+				faults++
+				continue
+			}
 			if err != nil {
 				f.set(classify(err), err)
 			}
@@ -99,19 +163,21 @@ func (f *folderSync) run(ctx context.Context) error {
 		if err == nil || errors.Is(err, context.Canceled) { // paused
 			continue
 		}
-		st := classify(err)
-		f.set(st, err)
-		f.e.log.Warn("folder sync stopped", "account", f.acct.Email, "folder", f.role, "state", st.String(), "err", err)
-		if time.Since(start) > time.Minute {
+		if time.Since(start) > time.Minute || fault {
 			attempt = 0
 		}
 		delay := f.e.o.Backoff.Delay(attempt)
 		attempt++
-		if errors.Is(err, imapsync.ErrSlept) {
-			delay = 0
-		}
-		if st == NeedsLogin || st == NeedsTrust {
-			delay = f.e.o.Backoff.Max // do not hammer a server that refuses us
+		if !fault {
+			st := classify(err)
+			f.set(st, err)
+			f.e.log.Warn("folder sync stopped", "account", f.acct.Email, "folder", f.role, "state", st.String(), "err", err)
+			if errors.Is(err, imapsync.ErrSlept) {
+				delay = 0
+			}
+			if st == NeedsLogin || st == NeedsTrust {
+				delay = f.e.o.Backoff.Max // do not hammer a server that refuses us
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -129,7 +195,7 @@ func (f *folderSync) session(ctx context.Context) error {
 	if err != nil {
 		return passwordError(f.acct.Email, err)
 	}
-	conn, err := imapsync.Dial(ctx, f.acct, pw, f.trust)
+	conn, err := imapsync.DialWith(ctx, f.acct, pw, f.trust, imapsync.DialOptions{Silence: f.e.o.Silence})
 	if err != nil {
 		return err
 	}
@@ -157,24 +223,46 @@ func (f *folderSync) session(ctx context.Context) error {
 			f.lastSync = fs.LastSync // from the last run, until this one's first pass
 		}
 	})
+	// SyncNow and a change of settings both wake the wait for new mail.
+	news := make(chan struct{}, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-f.wake:
+			case <-f.nudge:
+			}
+			select {
+			case news <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	for {
-		if err := f.pass(ctx, conn, &fs); err != nil {
+		err := f.pass(ctx, conn, &fs)
+		if errors.Is(err, errLookAgain) {
+			continue // bounded: each look fetches the missing ones alone, which end relayed, gone or undeliverable
+		}
+		if err != nil {
 			return err
 		}
 		f.set(UpToDate, nil)
 		if f.e.o.Once {
 			return nil
 		}
-		if err := conn.Wait(ctx, f.wake, f.e.o.IdleRefresh, f.e.o.PollInterval, f.e.o.Watchdog); err != nil {
+		if err := conn.Wait(ctx, news, f.e.o.IdleRefresh, f.e.o.PollInterval, f.e.o.Watchdog); err != nil {
 			return err
 		}
 	}
 }
 
-// window returns the start of the backfill window (UTC midnight; IMAP
-// SINCE compares dates only); zero means everything.
+// window returns the start of the backfill window as the settings say now
+// (UTC midnight; IMAP SINCE compares dates only); zero means everything.
 func (f *folderSync) window() time.Time {
-	days := f.e.effective().BackfillDays
+	days := f.e.backfillDays()
 	if days < 0 {
 		return time.Time{}
 	}
@@ -183,7 +271,7 @@ func (f *folderSync) window() time.Time {
 }
 
 // reconcile loads the folder's checkpoint and squares it with what the
-// server says: a first sync, a changed UIDVALIDITY, a wider window.
+// server says: a first sync, a changed UIDVALIDITY, another folder.
 func (f *folderSync) reconcile(conn *imapsync.Conn, name string, sel imapsync.Selected) (state.Folder, error) {
 	store := f.e.o.Store
 	fs, ok, err := store.Folder(f.key)
@@ -204,20 +292,35 @@ func (f *folderSync) reconcile(conn *imapsync.Conn, name string, sel imapsync.Se
 		fs = state.Folder{Name: name, UIDValidity: sel.UIDValidity, Baseline: baseline, WindowStart: win}
 		f.e.log.Info("first sync of folder", "account", f.acct.Email, "folder", name, "uidvalidity", sel.UIDValidity, "window_start", win)
 		return fs, store.ResetFolder(f.key, fs)
-	case fs.UIDValidity != sel.UIDValidity:
-		f.e.log.Warn("UIDVALIDITY changed: the folder is scanned again; the platform keeps one copy of each message",
-			"account", f.acct.Email, "folder", name, "old", fs.UIDValidity, "new", sel.UIDValidity)
-		fs = state.Folder{Name: name, UIDValidity: sel.UIDValidity, Baseline: baseline, WindowStart: earlier(fs.WindowStart, win), Rescan: true}
+	case fs.UIDValidity != sel.UIDValidity, fs.Name != name:
+		// The old UIDs mean nothing here. A Sent that is now another folder
+		// is a new folder even with the same UIDVALIDITY (RFC 3501 2.3.1.1
+		// ties UIDs to a name). Scan it all again under the window, reaching
+		// back to a message that was in scope by its UID alone; the
+		// idempotency keys keep one copy of what the platform already has.
+		f.e.log.Warn("the folder changed (UIDVALIDITY or name): it is scanned again; the platform keeps one copy of each message",
+			"account", f.acct.Email, "folder", name, "old_name", fs.Name, "old", fs.UIDValidity, "new", sel.UIDValidity)
+		ws := earlier(fs.WindowStart, win)
+		if !ws.IsZero() && !fs.PendingSince.IsZero() && fs.PendingSince.Before(ws) {
+			ws = fs.PendingSince
+		}
+		fs = state.Folder{Name: name, UIDValidity: sel.UIDValidity, Baseline: baseline, WindowStart: ws, Rescan: true}
 		return fs, store.ResetFolder(f.key, fs)
-	case !fs.WindowStart.IsZero() && (win.IsZero() || win.Before(fs.WindowStart)):
-		f.e.log.Info("backfill window widened: older messages are relayed too", "account", f.acct.Email, "folder", name, "window_start", win)
-		fs.WindowStart, fs.Watermark, fs.Rescan, fs.Name = win, 0, true, name
-		return fs, store.PutFolder(f.key, fs)
-	case fs.Name != name:
-		fs.Name = name
-		return fs, store.PutFolder(f.key, fs)
 	}
 	return fs, nil
+}
+
+// widen applies a wider backfill window (a setting changed): older
+// messages are relayed too, from the next pass on, in this same session.
+// The window never narrows: what was once in scope stays so.
+func (f *folderSync) widen(fs *state.Folder) error {
+	win := f.window()
+	if fs.WindowStart.IsZero() || (!win.IsZero() && !win.Before(fs.WindowStart)) {
+		return nil
+	}
+	f.e.log.Info("backfill window widened: older messages are relayed too", "account", f.acct.Email, "folder", fs.Name, "window_start", win)
+	fs.WindowStart, fs.Watermark, fs.Rescan = win, 0, true
+	return f.e.o.Store.PutFolder(f.key, *fs)
 }
 
 func earlier(a, b time.Time) time.Time {
@@ -231,12 +334,17 @@ func earlier(a, b time.Time) time.Time {
 }
 
 // pass relays everything pending in the folder and moves the watermark as
-// far as the platform has confirmed.
+// far as the platform has confirmed. Messages that broke a fetch before
+// come last, alone, so that they never hold up the others; undeliverable
+// ones are tried again when due (daily, or on SyncNow).
 func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Folder) error {
 	select {
 	case <-f.e.beaten:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if err := f.widen(fs); err != nil {
+		return err
 	}
 	store := f.e.o.Store
 	upper, err := conn.LastUID()
@@ -251,21 +359,47 @@ func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Fo
 	if err != nil {
 		return err
 	}
-	pending := uids[:0:0]
+	undeliverable, err := store.Undeliverables(f.key, fs.UIDValidity)
+	if err != nil {
+		return err
+	}
+	f.pruneSuspects(fs.UIDValidity, uids)
+	var pending, alone []uint32
 	for _, u := range uids {
-		if _, ok := done[u]; !ok {
+		_, isDone := done[u]
+		_, isUndeliverable := undeliverable[u]
+		switch {
+		case isDone, isUndeliverable:
+		case f.suspects[u] != nil:
+			alone = append(alone, u)
+		default:
 			pending = append(pending, u)
 		}
 	}
-	f.update(func() { f.backlog = len(pending) })
-	if len(pending) > 0 {
+	retryAll := f.retryNow.Swap(false)
+	for u, rec := range undeliverable {
+		if u <= upper && (retryAll || f.e.o.Now().Sub(rec.LastTry) >= f.e.o.RetryUndeliverable) {
+			alone = append(alone, u)
+		}
+	}
+	slices.Sort(alone)
+	if err := f.notePendingSince(conn, fs, pending); err != nil {
+		return err
+	}
+	f.update(func() { f.backlog = len(pending) + len(alone) })
+	if len(pending)+len(alone) > 0 {
 		f.set(Syncing, nil)
-		f.e.log.Info("relaying", "account", f.acct.Email, "folder", fs.Name, "pending", len(pending))
+		f.e.log.Info("relaying", "account", f.acct.Email, "folder", fs.Name, "pending", len(pending), "alone", len(alone))
 	}
 
 	t := &tracker{left: map[uint32]bool{}}
 	for _, u := range pending {
 		t.left[u] = true
+	}
+	for _, u := range alone {
+		if _, ok := undeliverable[u]; !ok {
+			t.left[u] = true
+		}
 	}
 	onDone := func(uid uint32, err error) {
 		t.finish(uid, err)
@@ -274,7 +408,13 @@ func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Fo
 	var walkErr error
 	for start := 0; start < len(pending) && walkErr == nil; start += batchSize {
 		end := min(start+batchSize, len(pending))
-		walkErr = f.batch(ctx, conn, fs, pending[start:end], onDone, t)
+		walkErr = f.batch(ctx, conn, fs, pending[start:end], false, onDone, t, undeliverable)
+	}
+	for _, u := range alone {
+		if walkErr != nil {
+			break
+		}
+		walkErr = f.batch(ctx, conn, fs, []uint32{u}, true, onDone, t, undeliverable)
 	}
 	t.wg.Wait()
 	if walkErr == nil {
@@ -284,7 +424,7 @@ func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Fo
 	// Move the watermark: to upper when every pending UID up to it is done,
 	// else to just below the first one that is not.
 	w := upper
-	for _, u := range pending {
+	for _, u := range slices.Sorted(maps.Keys(t.all(pending, alone))) {
 		if u > upper {
 			break
 		}
@@ -305,10 +445,23 @@ func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Fo
 	if walkErr != nil {
 		return walkErr
 	}
-	if n := t.remaining(); n > 0 {
-		// The server did not return them: expunged meanwhile, or a server
-		// hiccup. The next pass looks again.
-		return fmt.Errorf("%d messages of %s could not be read from the server; they will be tried again", n, fs.Name)
+	if left := t.leftUIDs(); len(left) > 0 {
+		// The server answered without them: expunged meanwhile (the next
+		// search will not find them), or a server that hides them. Look
+		// again at once, each alone.
+		for _, u := range left {
+			if f.suspects[u] == nil {
+				f.suspects[u] = &suspect{}
+			}
+		}
+		f.e.log.Info("messages did not come from the server; looking again, each alone", "account", f.acct.Email, "folder", fs.Name, "uids", left)
+		return errLookAgain
+	}
+	if !fs.PendingSince.IsZero() {
+		fs.PendingSince = time.Time{}
+		if err := store.SetPendingSince(f.key, fs.UIDValidity, time.Time{}); err != nil {
+			return err
+		}
 	}
 	// The folder was checked just now, whether or not the watermark moved
 	// (the stored LastSync only changes with it, to spare a write per pass).
@@ -317,48 +470,98 @@ func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Fo
 	return nil
 }
 
-// batch relays up to batchSize pending UIDs: their facts first (to apply
-// relay_domains without downloading), then their bodies, in size-bounded
-// groups, handed to the upload workers.
-func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.Folder, uids []uint32, onDone func(uint32, error), t *tracker) error {
-	metas, err := conn.FetchMeta(uids)
-	if err != nil {
+// pruneSuspects forgets suspects of another UIDVALIDITY and those the
+// search no longer finds (relayed, or expunged).
+func (f *folderSync) pruneSuspects(uidvalidity uint32, uids []uint32) {
+	if f.suspects == nil || f.suspectsUV != uidvalidity {
+		f.suspects, f.suspectsUV = map[uint32]*suspect{}, uidvalidity
+		return
+	}
+	for u := range f.suspects {
+		if _, found := slices.BinarySearch(uids, u); !found {
+			delete(f.suspects, u)
+		}
+	}
+}
+
+// notePendingSince records how far back the pending new mail (in scope by
+// its UID only) is dated, so that a UIDVALIDITY change does not drop it out
+// of scope (see state.Folder.PendingSince).
+func (f *folderSync) notePendingSince(conn *imapsync.Conn, fs *state.Folder, pending []uint32) error {
+	if fs.WindowStart.IsZero() {
+		return nil // every date is in scope
+	}
+	var fresh []uint32
+	for _, u := range pending {
+		if u >= fs.Baseline {
+			fresh = append(fresh, u)
+		}
+	}
+	oldest, err := conn.OldestDate(fresh)
+	if err != nil || oldest.IsZero() || !oldest.Before(fs.WindowStart) {
 		return err
 	}
-	domains := f.e.effective().RelayDomains
+	y, m, d := oldest.UTC().Date()
+	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	if !fs.PendingSince.IsZero() && !day.Before(fs.PendingSince) {
+		return nil
+	}
+	fs.PendingSince = day
+	return f.e.o.Store.SetPendingSince(f.key, fs.UIDValidity, day)
+}
+
+// batch relays pending UIDs: their facts first (to apply relay_domains
+// without downloading), then their bodies, in size-bounded groups, handed
+// to the upload workers. A fetch that fails part way still relays what
+// came whole; the message it was reading becomes a suspect (see fault).
+func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.Folder, uids []uint32, alone bool, onDone func(uint32, error), t *tracker, undeliverable map[uint32]state.Undeliverable) error {
+	metas, err := conn.FetchMeta(uids)
+	if err != nil {
+		// The facts that came are of no use without the connection: the
+		// next session fetches them again (they are small).
+		got := map[uint32]bool{}
+		for _, m := range metas {
+			got[m.UID] = true
+		}
+		return f.fault(ctx, fs, uids, alone, got, err, t, undeliverable)
+	}
+	if alone && len(metas) == 0 {
+		// Asked alone, answered without it: expunged, or the server hides
+		// it. Only a message the search still finds comes back here.
+		return f.fault(ctx, fs, uids, alone, nil, errNotReturned, t, undeliverable)
+	}
 	var group []imapsync.Meta
-	var groupBytes int64
+	var size int64
 	flush := func() error {
 		if len(group) == 0 {
 			return nil
 		}
-		err := f.relayGroup(ctx, conn, fs, group, onDone, t)
-		group, groupBytes = nil, 0
+		err := f.relayGroup(ctx, conn, fs, group, alone, onDone, t, undeliverable)
+		group, size = nil, 0
 		return err
 	}
 	for _, m := range metas {
-		if len(domains) > 0 && !matchesDomains(m.Addresses, domains) {
+		if !inDomains(m.Addresses, f.e.relayDomains()) {
 			if err := f.e.o.Store.MarkDone(f.key, fs.UIDValidity, m.UID, state.Skipped, nil); err != nil {
 				return err
 			}
 			onDone(m.UID, nil)
 			continue
 		}
-		if groupBytes+m.Size > batchBytes && len(group) > 0 {
+		if size+m.Size > groupBytes && len(group) > 0 {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
 		group = append(group, m)
-		if m.Size <= spool.DefaultThreshold {
-			groupBytes += m.Size
-		}
+		size += m.Size
 	}
 	return flush()
 }
 
-// relayGroup downloads a group's bodies and queues their uploads.
-func (f *folderSync) relayGroup(ctx context.Context, conn *imapsync.Conn, fs *state.Folder, group []imapsync.Meta, onDone func(uint32, error), t *tracker) error {
+// relayGroup downloads a group's bodies and queues their uploads, also
+// when the download failed part way.
+func (f *folderSync) relayGroup(ctx context.Context, conn *imapsync.Conn, fs *state.Folder, group []imapsync.Meta, alone bool, onDone func(uint32, error), t *tracker, undeliverable map[uint32]state.Undeliverable) error {
 	byUID := map[uint32]imapsync.Meta{}
 	uids := make([]uint32, len(group))
 	for i, m := range group {
@@ -366,13 +569,15 @@ func (f *folderSync) relayGroup(ctx context.Context, conn *imapsync.Conn, fs *st
 		uids[i] = m.UID
 	}
 	var jobs []*job
-	err := conn.FetchBodies(uids, f.e.spool, func(uid uint32, b *spool.Body) error {
+	got := map[uint32]bool{}
+	ferr := conn.FetchBodies(uids, f.e.spool, func(uid uint32, b *spool.Body) error {
 		m, ok := byUID[uid]
 		if !ok {
 			return b.Remove()
 		}
+		got[uid] = true
 		jobs = append(jobs, &job{
-			key: f.key, uidvalidity: fs.UIDValidity, messageID: m.MessageID, body: b,
+			key: f.key, uidvalidity: fs.UIDValidity, messageID: m.MessageID, body: b, addrs: m.Addresses,
 			msg: relay.Message{
 				Account: f.acct.Email, Mailbox: f.role, Folder: fs.Name, UID: uid, UIDValidity: fs.UIDValidity,
 				InternalDate: m.InternalDate, Flags: m.Flags, Key: b.Key, Size: b.Size, Open: b.Open,
@@ -381,15 +586,12 @@ func (f *folderSync) relayGroup(ctx context.Context, conn *imapsync.Conn, fs *st
 		})
 		return nil
 	})
-	if err != nil {
-		for _, j := range jobs {
-			j.body.Remove()
-		}
-		return err
-	}
-	if fs.Rescan {
-		jobs, err = f.skipKnown(ctx, jobs)
-		if err != nil {
+	if fs.Rescan && len(jobs) > 0 {
+		var err error
+		if jobs, err = f.skipKnown(ctx, jobs); err != nil {
+			for _, j := range jobs {
+				j.body.Remove()
+			}
 			return err
 		}
 	}
@@ -407,7 +609,105 @@ func (f *folderSync) relayGroup(ctx context.Context, conn *imapsync.Conn, fs *st
 			return ctx.Err()
 		}
 	}
+	if ferr != nil {
+		return f.fault(ctx, fs, uids, alone, got, ferr, t, undeliverable)
+	}
+	if alone && len(got) == 0 {
+		return f.fault(ctx, fs, uids, alone, got, errNotReturned, t, undeliverable)
+	}
 	return nil
+}
+
+// fault handles a fetch of uids that failed with err after the messages in
+// got came whole. The first one that did not come is the one the server
+// was sending: fetched in a group, it becomes a suspect, fetched alone next
+// time; fetched alone, it is tried again up to messageTries times, then
+// recorded as undeliverable, and the others go on without it. Failures
+// that are not the server's (the disk, ctx) are returned as they are.
+func (f *folderSync) fault(ctx context.Context, fs *state.Folder, uids []uint32, alone bool, got map[uint32]bool, err error, t *tracker, undeliverable map[uint32]state.Undeliverable) error {
+	var ne *imapsync.NetError
+	var ie *imap.Error
+	if ctx.Err() != nil || !(errors.Is(err, errNotReturned) || errors.As(err, &ne) || errors.As(err, &ie)) {
+		return err
+	}
+	var uid uint32
+	for _, u := range uids {
+		if !got[u] {
+			uid = u
+			break
+		}
+	}
+	if uid == 0 {
+		return err // every message came; the failure came after
+	}
+	if !alone {
+		if f.suspects[uid] == nil {
+			f.suspects[uid] = &suspect{}
+		}
+		return &messageFault{uid: uid, err: err}
+	}
+	now := f.e.o.Now()
+	reason := undeliverableReason(err)
+	if rec, ok := undeliverable[uid]; ok {
+		// Tried again when due, and still undeliverable.
+		rec.Tries++
+		rec.LastTry, rec.Reason = now, reason
+		if perr := f.e.o.Store.PutUndeliverable(f.key, rec); perr != nil {
+			return perr
+		}
+		return &messageFault{uid: uid, err: err}
+	}
+	s := f.suspects[uid]
+	if s == nil {
+		s = &suspect{}
+		f.suspects[uid] = s
+	}
+	s.tries++
+	if s.tries < messageTries {
+		return &messageFault{uid: uid, err: err}
+	}
+	delete(f.suspects, uid)
+	f.e.log.Warn("the mail server cannot deliver a message; it is recorded, skipped, and tried again daily",
+		"account", f.acct.Email, "folder", fs.Name, "uid", uid, "reason", reason)
+	if perr := f.e.o.Store.PutUndeliverable(f.key, state.Undeliverable{
+		Account: f.acct.Email, Role: f.role, Folder: fs.Name, UID: uid, UIDValidity: fs.UIDValidity,
+		Reason: reason, Tries: s.tries, LastTry: now,
+	}); perr != nil {
+		return perr
+	}
+	t.finish(uid, nil)
+	f.e.changed()
+	return &messageFault{uid: uid, err: err}
+}
+
+// undeliverableReason says, for a person, what the server did each time it
+// was asked for the message, in its own words when it gave any.
+func undeliverableReason(err error) string {
+	var ne *imapsync.NetError
+	var ie *imap.Error
+	switch {
+	case errors.As(err, &ie):
+		text := strings.Map(func(r rune) rune {
+			if r < ' ' || r == 0x7f {
+				return ' '
+			}
+			return r
+		}, ie.Text)
+		if len(text) > 200 {
+			text = text[:200]
+		}
+		if ie.Code != "" {
+			text = "[" + string(ie.Code) + "] " + text
+		}
+		return fmt.Sprintf("the server cannot deliver this message: it answered %q each time it was asked for it", text)
+	case errors.As(err, &ne) && ne.Kind == imapsync.Silent:
+		return "the server cannot deliver this message: it stopped answering each time it was asked for it"
+	case errors.As(err, &ne) && ne.Kind == imapsync.Broken:
+		return "the server cannot deliver this message: the connection broke each time it was sent"
+	case errors.As(err, &ne):
+		return "the server cannot deliver this message: it closed the connection each time it was asked for it"
+	}
+	return "the server cannot deliver this message: " + err.Error()
 }
 
 // skipKnown asks the platform which of the jobs it already has (after a
@@ -442,9 +742,13 @@ func (f *folderSync) skipKnown(ctx context.Context, jobs []*job) ([]*job, error)
 	return rest, nil
 }
 
-// matchesDomains reports whether any address is in one of the domains or
-// their subdomains.
-func matchesDomains(addrs, domains []string) bool {
+// inDomains reports whether a message with these addresses may leave the
+// machine under relay_domains: always when domains is empty, else when any
+// address is in one of the domains or their subdomains.
+func inDomains(addrs, domains []string) bool {
+	if len(domains) == 0 {
+		return true
+	}
 	for _, a := range addrs {
 		at := strings.LastIndexByte(a, '@')
 		if at < 0 {
@@ -487,10 +791,28 @@ func (t *tracker) isLeft(uid uint32) bool {
 	return t.left[uid]
 }
 
+func (t *tracker) leftUIDs() []uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Sorted(maps.Keys(t.left))
+}
+
 func (t *tracker) remaining() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.left)
+}
+
+// all returns the UIDs of a pass, pending and alone.
+func (t *tracker) all(pending, alone []uint32) map[uint32]bool {
+	m := make(map[uint32]bool, len(pending)+len(alone))
+	for _, u := range pending {
+		m[u] = true
+	}
+	for _, u := range alone {
+		m[u] = true
+	}
+	return m
 }
 
 func (t *tracker) firstErr() error {

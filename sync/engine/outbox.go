@@ -79,13 +79,14 @@ func (ob *outbox) run(ctx context.Context) error {
 		if err := ob.e.waitPlatform(ctx); err != nil {
 			return nil
 		}
-		items, err := ob.e.platform.Load().Outbox(ctx, ob.e.o.OutboxWait)
+		pc := ob.e.platform.Load()
+		items, err := pc.Outbox(ctx, ob.e.o.OutboxWait)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			if errors.Is(err, relay.ErrUnauthorized) {
-				ob.e.setBlocked(true)
+				ob.e.platform.refusedBy(pc)
 				continue
 			}
 			ob.e.log.Warn("outbox poll", "err", err)
@@ -361,7 +362,8 @@ func (ob *outbox) report(ctx context.Context, rec *state.OutboxItem) error {
 			res.SMTPCode, res.SMTPMessage = rec.SMTPCode, rec.SMTPMessage
 		}
 	}
-	err := ob.e.platform.Load().ReportResult(ctx, rec.ID, res)
+	pc := ob.e.platform.Load()
+	err := pc.ReportResult(ctx, rec.ID, res)
 	var rej *relay.RejectedError
 	switch {
 	case err == nil:
@@ -372,7 +374,7 @@ func (ob *outbox) report(ctx context.Context, rec *state.OutboxItem) error {
 		rec.Error = strings.TrimSpace(rec.Error + "; the platform refused the result: " + rej.Error())
 	default:
 		if errors.Is(err, relay.ErrUnauthorized) {
-			ob.e.setBlocked(true)
+			ob.e.platform.refusedBy(pc)
 		}
 		return err
 	}

@@ -17,6 +17,7 @@ type job struct {
 	uidvalidity uint32
 	messageID   string
 	body        *spool.Body
+	addrs       []string // From, To, Cc, Bcc: relay_domains is applied again right before the upload
 	msg         relay.Message
 	// done is called once: nil when the outcome is recorded (relayed or
 	// rejected), else why the message is still pending.
@@ -49,12 +50,20 @@ func (e *Engine) upload(ctx context.Context, j *job) error {
 		if err := e.waitPlatform(ctx); err != nil {
 			return err
 		}
-		err := e.platform.Load().Upload(ctx, j.msg)
+		if !inDomains(j.addrs, e.relayDomains()) {
+			// relay_domains changed since the message was fetched: the
+			// setting applies to every message that has not left yet.
+			return e.o.Store.MarkDone(j.key, j.uidvalidity, j.msg.UID, state.Skipped, nil)
+		}
+		pc := e.platform.Load()
+		err := pc.Upload(ctx, j.msg)
+		if ctx.Err() == nil {
+			e.platform.answered(pc, err)
+		}
 		var rej *relay.RejectedError
 		var tmp *relay.TemporaryError
 		switch {
 		case err == nil:
-			e.setPlatformErr(nil)
 			return e.o.Store.MarkDone(j.key, j.uidvalidity, j.msg.UID, state.Relayed, nil)
 		case errors.As(err, &rej):
 			e.log.Warn("the platform rejected a message for good; it is recorded and skipped",
@@ -64,12 +73,10 @@ func (e *Engine) upload(ctx context.Context, j *job) error {
 				Key: j.msg.Key, MessageID: j.messageID, Reason: rej.Error(),
 			})
 		case errors.Is(err, relay.ErrUnauthorized):
-			e.setBlocked(true)
-			continue
+			continue // waitPlatform parks it if the current token was refused
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
-		e.setPlatformErr(err)
 		delay := e.o.Backoff.Delay(attempt)
 		if errors.As(err, &tmp) && tmp.RetryAfter > delay {
 			delay = tmp.RetryAfter

@@ -290,8 +290,8 @@ func (c *Conn) wrap(what string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if step, ok := c.watch.silent(); ok {
-		return &NetError{Server: c.server, Kind: Silent, Op: step, Err: silentFor(c.watch.silence)}
+	if _, ok := c.watch.silent(); ok {
+		return &NetError{Server: c.server, Kind: Silent, Op: what, Err: silentFor(c.watch.silence)}
 	}
 	var ie *imap.Error
 	if errors.As(err, &ie) {
@@ -308,8 +308,8 @@ func (c *Conn) wrap(what string, err error) error {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
-	if step, ok := c.watch.silent(); ok {
-		return &NetError{Server: c.server, Kind: Silent, Op: step, Err: silentFor(c.watch.silence)}
+	if _, ok := c.watch.silent(); ok {
+		return &NetError{Server: c.server, Kind: Silent, Op: what, Err: silentFor(c.watch.silence)}
 	}
 	if s := err.Error(); errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		strings.Contains(s, "connection reset") || strings.Contains(s, "broken pipe") {

@@ -458,3 +458,23 @@ func (sc suspendClock) watch(ctx context.Context, timer <-chan time.Time, wake, 
 		}
 	}
 }
+
+// OldestDate returns the oldest INTERNALDATE among uids (zero when none of
+// them exists any more).
+func (c *Conn) OldestDate(uids []uint32) (time.Time, error) {
+	if len(uids) == 0 {
+		return time.Time{}, nil
+	}
+	defer c.await("reading the dates of messages")()
+	msgs, err := c.c.Fetch(uidSet(uids), &imap.FetchOptions{UID: true, InternalDate: true}).Collect()
+	if err != nil {
+		return time.Time{}, c.wrap("reading the dates of messages", err)
+	}
+	var oldest time.Time
+	for _, m := range msgs {
+		if !m.InternalDate.IsZero() && (oldest.IsZero() || m.InternalDate.Before(oldest)) {
+			oldest = m.InternalDate
+		}
+	}
+	return oldest, nil
+}

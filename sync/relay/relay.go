@@ -258,6 +258,9 @@ type Settings struct {
 	BackfillDays *int     `json:"backfill_days,omitempty"`
 	RelayDomains []string `json:"relay_domains,omitempty"`
 	DomainsGiven bool     `json:"-"` // relay_domains was present (an empty list lifts the filter)
+	// SendAs lists, per account (e-mail lowercased), the other addresses
+	// (lowercased) its outbox items may use as sender; nil when not sent.
+	SendAs map[string][]string `json:"send_as,omitempty"`
 }
 
 // Heartbeat reports hb; the answer's settings, if any, are returned.
@@ -273,8 +276,9 @@ func (c *Client) Heartbeat(ctx context.Context, hb Heartbeat) (*Settings, error)
 	}
 	var out struct {
 		Settings *struct {
-			BackfillDays *int            `json:"backfill_days"`
-			RelayDomains json.RawMessage `json:"relay_domains"`
+			BackfillDays *int                `json:"backfill_days"`
+			RelayDomains json.RawMessage     `json:"relay_domains"`
+			SendAs       map[string][]string `json:"send_as"`
 		} `json:"settings"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil && err != io.EOF {
@@ -289,6 +293,15 @@ func (c *Client) Heartbeat(ctx context.Context, hb Heartbeat) (*Settings, error)
 			return nil, fmt.Errorf("heartbeat: relay_domains is not a list of domains: %w", err)
 		}
 		s.DomainsGiven = true
+	}
+	if out.Settings.SendAs != nil {
+		s.SendAs = make(map[string][]string, len(out.Settings.SendAs))
+		for acct, addrs := range out.Settings.SendAs {
+			k := strings.ToLower(strings.TrimSpace(acct))
+			for _, a := range addrs {
+				s.SendAs[k] = append(s.SendAs[k], strings.ToLower(strings.TrimSpace(a)))
+			}
+		}
 	}
 	return s, nil
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -94,6 +95,12 @@ type Folder struct {
 	// platform may already have these messages, so ask it before uploading.
 	Rescan   bool      `json:"rescan,omitempty"`
 	LastSync time.Time `json:"last_sync,omitzero"`
+	// PendingSince is the oldest INTERNALDATE (UTC midnight) of a message in
+	// scope by its UID only (at or above Baseline, dated before WindowStart)
+	// seen and not yet relayed: after a UIDVALIDITY change the rescan reaches
+	// back to it, so such a message does not drop out of scope. Zero when
+	// there is none.
+	PendingSince time.Time `json:"pending_since,omitzero"`
 }
 
 // Folder returns the folder's state; ok is false when it was never synced.
@@ -114,11 +121,15 @@ func (s *Store) PutFolder(k FolderKey, f Folder) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bFolders), k.bytes(), f) })
 }
 
-// ResetFolder stores f and forgets the done set: used when UIDVALIDITY
-// changed (the old UIDs mean nothing now) or the window widened.
+// ResetFolder stores f and forgets the done set and the undeliverable
+// messages: used when UIDVALIDITY changed or the folder is another one (the
+// old UIDs mean nothing now).
 func (s *Store) ResetFolder(k FolderKey, f Folder) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bDone).DeleteBucket(k.bytes()); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			return err
+		}
+		if err := deleteUndeliverables(tx, k); err != nil {
 			return err
 		}
 		return putJSON(tx.Bucket(bFolders), k.bytes(), f)
@@ -150,7 +161,8 @@ type Rejection struct {
 // MarkDone records the outcome of one message of folder k under
 // uidvalidity. When the folder has since moved to another UIDVALIDITY, the
 // mark is dropped (the message will be seen again under its new UID). rej
-// is stored for Rejected outcomes.
+// is stored for Rejected outcomes. A message recorded undeliverable leaves
+// that record (it was delivered after all).
 func (s *Store) MarkDone(k FolderKey, uidvalidity, uid uint32, o Outcome, rej *Rejection) error {
 	now := s.now()
 	return s.db.Batch(func(tx *bolt.Tx) error {
@@ -162,8 +174,26 @@ func (s *Store) MarkDone(k FolderKey, uidvalidity, uid uint32, o Outcome, rej *R
 		if err := json.Unmarshal(v, &f); err != nil {
 			return err
 		}
-		if f.UIDValidity != uidvalidity || uid <= f.Watermark {
+		if f.UIDValidity != uidvalidity {
 			return nil
+		}
+		wasUndeliverable := false
+		if b := tx.Bucket(bUndeliverable); b != nil {
+			uk := undeliverableKey(k, uidvalidity, uid)
+			if b.Get(uk) != nil {
+				wasUndeliverable = true
+				if err := b.Delete(uk); err != nil {
+					return err
+				}
+			}
+		}
+		if uid <= f.Watermark {
+			// The watermark passed an undeliverable message: its outcome
+			// counts, no done mark is needed.
+			if !wasUndeliverable {
+				return nil
+			}
+			return s.recordOutcome(tx, k, uidvalidity, uid, o, rej, now)
 		}
 		done, err := tx.Bucket(bDone).CreateBucketIfNotExists(k.bytes())
 		if err != nil {
@@ -176,15 +206,20 @@ func (s *Store) MarkDone(k FolderKey, uidvalidity, uid uint32, o Outcome, rej *R
 		if err := done.Put(key, []byte{byte(o)}); err != nil {
 			return err
 		}
-		if o == Rejected && rej != nil {
-			rej.At = now
-			rk := []byte(fmt.Sprintf("%s\x00%s\x00%010d\x00%010d", strings.ToLower(k.Account), k.Role, uidvalidity, uid))
-			if err := putJSON(tx.Bucket(bRejected), rk, rej); err != nil {
-				return err
-			}
-		}
-		return bumpCounters(tx, k.Account, o, now)
+		return s.recordOutcome(tx, k, uidvalidity, uid, o, rej, now)
 	})
+}
+
+// recordOutcome stores a rejection and counts the outcome, in tx.
+func (s *Store) recordOutcome(tx *bolt.Tx, k FolderKey, uidvalidity, uid uint32, o Outcome, rej *Rejection, now time.Time) error {
+	if o == Rejected && rej != nil {
+		rej.At = now
+		rk := []byte(fmt.Sprintf("%s\x00%s\x00%010d\x00%010d", strings.ToLower(k.Account), k.Role, uidvalidity, uid))
+		if err := putJSON(tx.Bucket(bRejected), rk, rej); err != nil {
+			return err
+		}
+	}
+	return bumpCounters(tx, k.Account, o, now)
 }
 
 // Done returns the UIDs above the watermark already done in folder k.
@@ -239,6 +274,26 @@ func (s *Store) Advance(k FolderKey, uidvalidity, w uint32, lastSync time.Time, 
 				}
 			}
 		}
+		return putJSON(tx.Bucket(bFolders), k.bytes(), f)
+	})
+}
+
+// SetPendingSince sets folder k's PendingSince (see Folder), if the folder
+// is still at uidvalidity; the rest of its record is kept.
+func (s *Store) SetPendingSince(k FolderKey, uidvalidity uint32, since time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		var f Folder
+		v := tx.Bucket(bFolders).Get(k.bytes())
+		if v == nil {
+			return nil
+		}
+		if err := json.Unmarshal(v, &f); err != nil {
+			return err
+		}
+		if f.UIDValidity != uidvalidity || f.PendingSince.Equal(since) {
+			return nil
+		}
+		f.PendingSince = since
 		return putJSON(tx.Bucket(bFolders), k.bytes(), f)
 	})
 }
@@ -338,15 +393,55 @@ func (s *Store) Forget(account string) error {
 				return err
 			}
 		}
+		if b := tx.Bucket(bUndeliverable); b != nil {
+			c := b.Cursor()
+			for k, _ := c.Seek([]byte(a)); k != nil && strings.HasPrefix(string(k), a); k, _ = c.Seek([]byte(a)) {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
 		return tx.Bucket(bCounters).Delete([]byte(strings.ToLower(account)))
 	})
 }
 
-// Settings are the platform's settings as last received, which override
-// the local ones.
+// Settings are the platform's settings as last received (the platform
+// layer of the settings): they override the local ones. A nil or absent
+// field was not in the platform's last answer, so the local value applies.
 type Settings struct {
-	BackfillDays *int     `json:"backfill_days,omitempty"`
+	BackfillDays *int `json:"backfill_days,omitempty"`
+	// RelayDomains, when DomainsGiven, limits relaying to messages with an
+	// address in these domains or their subdomains; an empty list given by
+	// the platform lifts any filter.
 	RelayDomains []string `json:"relay_domains,omitempty"`
+	DomainsGiven bool     `json:"relay_domains_given,omitempty"`
+	// SendAs lists, per account (lowercased e-mail), the other addresses its
+	// outbox items may use as sender; nil when the platform sent none.
+	SendAs map[string][]string `json:"send_as,omitempty"`
+	// Received is when a heartbeat last brought these settings; zero when
+	// none ever did (then nothing may be relayed yet).
+	Received time.Time `json:"received,omitzero"`
+	// Platform is the base URL of the platform that sent them: settings of
+	// another platform (paired elsewhere since) are not these.
+	Platform string `json:"platform,omitempty"`
+}
+
+// Equal reports whether s and o hold the same settings, by value; when
+// they came (Received) does not count.
+func (s Settings) Equal(o Settings) bool {
+	if (s.BackfillDays == nil) != (o.BackfillDays == nil) ||
+		(s.BackfillDays != nil && *s.BackfillDays != *o.BackfillDays) ||
+		s.DomainsGiven != o.DomainsGiven || !slices.Equal(s.RelayDomains, o.RelayDomains) ||
+		s.Platform != o.Platform || len(s.SendAs) != len(o.SendAs) || (s.SendAs == nil) != (o.SendAs == nil) {
+		return false
+	}
+	for k, v := range s.SendAs {
+		w, ok := o.SendAs[k]
+		if !ok || !slices.Equal(v, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // Layer returns the platform's settings as their layer of sync/settings,
@@ -354,8 +449,11 @@ type Settings struct {
 // there too.
 func (st Settings) Layer() settings.Values {
 	v := settings.Values{BackfillDays: st.BackfillDays}
-	if st.RelayDomains != nil { // an empty list given by the platform lifts the filter
+	if st.DomainsGiven || st.RelayDomains != nil { // an empty list given by the platform lifts the filter
 		v.RelayDomains = settings.Strings(st.RelayDomains...)
+	}
+	if st.SendAs != nil {
+		v.SendAs = settings.Map(st.SendAs)
 	}
 	return v
 }

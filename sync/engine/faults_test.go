@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/state"
+)
+
+// makeUnreadable makes the file of message uid of folder unreadable to
+// Dovecot, which then closes the connection when asked for it (as with a
+// corrupt or vanished message file), and returns the function that makes
+// it readable again.
+func (r *rig) makeUnreadable(folder string, uid uint32) (restore func()) {
+	r.t.Helper()
+	dir := filepath.Join(r.dovecot.Dir, "mail", r.email, "Maildir")
+	if folder != "INBOX" {
+		dir = filepath.Join(dir, "."+folder)
+	}
+	f, err := os.Open(filepath.Join(dir, "dovecot-uidlist"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer f.Close()
+	base := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		n, rest, ok := strings.Cut(line, " ")
+		if u, err := strconv.ParseUint(n, 10, 32); ok && err == nil && uint32(u) == uid {
+			if i := strings.LastIndex(rest, ":"); i >= 0 {
+				base = rest[i+1:]
+			}
+		}
+	}
+	if base == "" {
+		r.t.Fatalf("UID %d of %s is not in its dovecot-uidlist", uid, folder)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*", base+"*"))
+	if len(files) != 1 {
+		r.t.Fatalf("UID %d of %s: files %v, want one", uid, folder, files)
+	}
+	if err := os.Chmod(files[0], 0); err != nil {
+		r.t.Fatal(err)
+	}
+	return func() {
+		if err := os.Chmod(files[0], 0o600); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// waitSnapshot waits until cond holds for the engine's snapshot, and
+// returns that snapshot.
+func waitSnapshot(t *testing.T, e *Engine, what string, cond func(Snapshot) bool) Snapshot {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := e.Snapshot()
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.MarshalIndent(s, "", "  ")
+			t.Fatalf("never %s; snapshot:\n%s", what, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// fillInbox appends n messages of about size bytes to INBOX, dated in the
+// last n minutes, over one session, and returns them by key with their
+// UIDs in order.
+func (r *rig) fillInbox(n, size int) (msgs map[string][]byte, uids []uint32) {
+	r.t.Helper()
+	c := r.dovecot.Login(r.t, r.email, nil)
+	defer c.Close()
+	msgs = map[string][]byte{}
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		date := now.Add(-time.Duration(i) * time.Minute)
+		msg := testMessage(i, size, date)
+		cmd := c.Append("INBOX", int64(len(msg)), &imap.AppendOptions{Time: date})
+		if _, err := cmd.Write(msg); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			r.t.Fatal(err)
+		}
+		d, err := cmd.Wait()
+		if err != nil || d.UID == 0 {
+			r.t.Fatalf("append: %v (UID %d)", err, d.UID)
+		}
+		uids = append(uids, uint32(d.UID))
+		msgs[keyOf(msg)] = msg
+	}
+	return msgs, uids
+}
+
+func inboxOnly(msgs map[string][]byte) map[string]string {
+	m := map[string]string{}
+	for k := range msgs {
+		m[k] = "inbox"
+	}
+	return m
+}
+
+// TestUnreadableMessage: one message of INBOX that the server cannot
+// deliver (Dovecot closes the connection when asked for it, here while
+// reading its facts) is narrowed down to its UID and set aside: the 119
+// others are relayed, and so is mail that comes later. It shows in status
+// as undeliverable with what the server did, apart from the platform's
+// rejections, and in the heartbeat's error line; the folder does not say
+// the server cannot be reached. Sync now tries it again, and once the
+// server can deliver it, it is relayed.
+func TestUnreadableMessage(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	all, uids := r.fillInbox(120, 3000)
+	badUID := uids[37]
+	var bad []byte
+	want := map[string][]byte{}
+	for k, m := range all {
+		if strings.Contains(string(m), "Message-ID: <msg-37@") {
+			bad = m
+			continue
+		}
+		want[k] = m
+	}
+	restore := r.makeUnreadable("INBOX", badUID)
+	e := r.start(func(o *Options) { o.HeartbeatEvery = 100 * time.Millisecond })
+
+	r.waitStored(119, time.Minute)
+	s := waitSnapshot(t, e, "one undeliverable message", func(s Snapshot) bool {
+		return len(s.Accounts) == 1 && s.Accounts[0].Undeliverable == 1 && s.Accounts[0].State == "up to date"
+	})
+	a := s.Accounts[0]
+	u := a.UndeliverableMessages[0]
+	if u.UID != badUID || u.Folder != "INBOX" || u.Role != "inbox" || !strings.Contains(u.Reason, "closed the connection") {
+		t.Errorf("undeliverable %+v, want UID %d of INBOX, closed the connection", u, badUID)
+	}
+	if a.Rejected != 0 {
+		t.Errorf("%d rejected: a message the server cannot deliver is not the platform's rejection", a.Rejected)
+	}
+	for _, f := range a.Folders {
+		if strings.Contains(f.Error, "cannot reach") {
+			t.Errorf("folder %s says %q", f.Role, f.Error)
+		}
+	}
+
+	later := r.appendMsg("INBOX", 500, 1000, time.Now())
+	want[keyOf(later)] = later
+	r.waitStored(120, 30*time.Second)
+	r.checkStored(want, inboxOnly(want))
+
+	deadline := time.Now().Add(10 * time.Second)
+	for !heartbeatSays(r, "cannot deliver 1 message") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeat reported the undeliverable message: %+v", r.platform.Heartbeats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	restore()
+	e.SyncNow()
+	r.waitStored(121, 30*time.Second)
+	want[keyOf(bad)] = bad
+	r.checkStored(want, inboxOnly(want))
+	waitSnapshot(t, e, "the undeliverable message relayed", func(s Snapshot) bool {
+		return s.Accounts[0].Undeliverable == 0 && s.Accounts[0].Relayed == 121
+	})
+	if n := r.platform.Uploads(); n != 121 {
+		t.Errorf("%d uploads for 121 messages", n)
+	}
+}
+
+// heartbeatSays reports whether a heartbeat carried an account error
+// holding text, with no rejection counted.
+func heartbeatSays(r *rig, text string) bool {
+	for _, hb := range r.platform.Heartbeats() {
+		for _, a := range hb.Accounts {
+			if strings.Contains(a.Error, text) && a.Rejected == 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// warmCache makes Dovecot cache the facts of every message of INBOX, so
+// that it can still tell them once a message file is unreadable: then only
+// the body fetch breaks.
+func (r *rig) warmCache() {
+	r.t.Helper()
+	c := r.dovecot.Login(r.t, r.email, nil)
+	defer c.Close()
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		r.t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // the second fetch finds the fields the first asked for in the cache
+		if _, err := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}},
+			&imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true, Envelope: true}).Collect(); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// bodiesSent sums what Dovecot logged at the end of each session of the
+// user: how many message bodies it sent.
+func (r *rig) bodiesSent() int {
+	r.t.Helper()
+	b, err := os.ReadFile(filepath.Join(r.dovecot.Dir, "dovecot.log"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	n := 0
+	for _, m := range regexp.MustCompile(`imap\(` + regexp.QuoteMeta(r.email) + `\).*body_count=(\d+)`).FindAllSubmatch(b, -1) {
+		k, _ := strconv.Atoi(string(m[1]))
+		n += k
+	}
+	return n
+}
+
+// TestUnreadableBodyKeepsFetchedBodies: when the server breaks the fetch of
+// a group's bodies on one message, the bodies that came before it in that
+// same fetch are relayed, not thrown away and fetched again; the message is
+// narrowed down and set aside, and the rest of the group follows.
+func TestUnreadableBodyKeepsFetchedBodies(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	all, uids := r.fillInbox(10, 2000)
+	r.warmCache()
+	r.makeUnreadable("INBOX", uids[4])
+	err := r.syncOnce()
+	if err != nil {
+		t.Fatalf("a message the server cannot deliver must not fail the pass: %v", err)
+	}
+	if n := len(r.platform.Messages()); n != 9 {
+		t.Fatalf("%d of the 9 deliverable messages relayed", n)
+	}
+	st, err := state.Open(r.home.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.AccountUndeliverables(r.email)
+	st.Close()
+	if err != nil || len(u) != 1 || u[0].UID != uids[4] {
+		t.Fatalf("undeliverable %+v, %v; want UID %d", u, err, uids[4])
+	}
+	// Each session logs what it sent when it ends: each of the 9 once, the
+	// broken one never whole.
+	deadline := time.Now().Add(5 * time.Second)
+	n := r.bodiesSent()
+	for n < 9 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		n = r.bodiesSent()
+	}
+	if n != 9 {
+		t.Errorf("Dovecot sent %d bodies for the 9 deliverable messages, want each once: bodies that came were fetched again", n)
+	}
+	_ = all
+}

@@ -1,0 +1,227 @@
+package imapsync_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/imapsync"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/spool"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
+)
+
+// pipeProxy forwards TCP to a target; its server-to-client direction can
+// be frozen (the bytes stop, the sockets stay open) or slowed to a trickle.
+type pipeProxy struct {
+	ln      net.Listener
+	mu      gosync.Mutex
+	frozen  bool
+	trickle time.Duration // pause between chunks of 16 KiB from the server
+}
+
+func newPipeProxy(t *testing.T, target string) *pipeProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pipeProxy{ln: ln}
+	var conns []net.Conn
+	var cmu gosync.Mutex
+	t.Cleanup(func() {
+		ln.Close()
+		cmu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		cmu.Unlock()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			cmu.Lock()
+			conns = append(conns, c, up)
+			cmu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go p.down(c, up)
+		}
+	}()
+	return p
+}
+
+func (p *pipeProxy) down(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		frozen, trickle := p.frozen, p.trickle
+		p.mu.Unlock()
+		if frozen {
+			<-make(chan struct{}) // swallow everything, forever
+		}
+		if trickle > 0 {
+			time.Sleep(trickle)
+		}
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *pipeProxy) set(frozen bool, trickle time.Duration) {
+	p.mu.Lock()
+	p.frozen, p.trickle = frozen, trickle
+	p.mu.Unlock()
+}
+
+func (p *pipeProxy) server() config.Server {
+	a := p.ln.Addr().(*net.TCPAddr)
+	return config.Server{Host: a.IP.String(), Port: a.Port, Security: config.SecurityTLS}
+}
+
+// dialVia connects to d through p with the given silence.
+func dialVia(t *testing.T, d *dovecottest.Server, p *pipeProxy, email, pass string, silence time.Duration) *imapsync.Conn {
+	t.Helper()
+	acct := config.Account{Email: email, IMAP: p.server(), TrustFingerprints: []string{d.Fingerprint}}
+	pol, err := trust.NewPolicy("", acct.TrustFingerprints, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := imapsync.DialWith(t.Context(), acct, pass, pol, imapsync.DialOptions{Silence: silence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// within runs fn and fails the test if it does not return in a minute: a
+// guard against a hang, not a measure of speed.
+func within(t *testing.T, fn func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Minute):
+		t.Fatal("the call hung")
+		return nil
+	}
+}
+
+// TestSilentServerIsNoticed: a server that stops answering in the middle
+// of any step (here each of them in turn) is noticed after the silence,
+// with an error that says it went silent and while doing what, never
+// "cannot reach".
+func TestSilentServerIsNoticed(t *testing.T) {
+	d := dovecottest.Start(t, dovecottest.Options{})
+	const email, pass = "alice@acme.test", "correct horse battery"
+	d.AddUser(t, email, pass)
+	for i := 0; i < 3; i++ {
+		d.Append(t, email, "INBOX", []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i)), time.Now())
+	}
+	sp := &spool.Spool{Dir: t.TempDir()}
+	steps := []struct {
+		name, op string
+		call     func(c *imapsync.Conn) error
+	}{
+		{"examine", `opening "INBOX"`, func(c *imapsync.Conn) error { _, err := c.Examine("INBOX"); return err }},
+		{"search", "searching the folder", func(c *imapsync.Conn) error { _, err := c.Search(0, time.Time{}, 0, 3); return err }},
+		{"fetch meta", "reading the facts of message UID 1", func(c *imapsync.Conn) error { _, err := c.FetchMeta([]uint32{1, 2, 3}); return err }},
+		{"fetch bodies", "reading message UID 1", func(c *imapsync.Conn) error {
+			return c.FetchBodies([]uint32{1, 2, 3}, sp, func(uint32, *spool.Body) error { return nil })
+		}},
+		{"noop", "asking for news (NOOP)", func(c *imapsync.Conn) error { return c.Noop() }},
+		{"find sent", "listing the folders", func(c *imapsync.Conn) error { _, err := c.FindSent(); return err }},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			p := newPipeProxy(t, d.IMAPS)
+			c := dialVia(t, d, p, email, pass, 300*time.Millisecond)
+			if s.name != "examine" && s.name != "find sent" {
+				if _, err := c.Examine("INBOX"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p.set(true, 0)
+			err := within(t, func() error { return s.call(c) })
+			var ne *imapsync.NetError
+			if !errors.As(err, &ne) || ne.Kind != imapsync.Silent || ne.Op != s.op {
+				t.Fatalf("%s with the server frozen = %v (%#v), want a silence while %s", s.name, err, ne, s.op)
+			}
+			t.Log(err)
+		})
+	}
+	t.Run("greeting", func(t *testing.T) {
+		p := newPipeProxy(t, d.IMAPS)
+		p.set(true, 0)
+		acct := config.Account{Email: email, IMAP: p.server(), TrustFingerprints: []string{d.Fingerprint}}
+		pol, _ := trust.NewPolicy("", acct.TrustFingerprints, nil)
+		err := within(t, func() error {
+			c, err := imapsync.DialWith(t.Context(), acct, pass, pol, imapsync.DialOptions{Silence: 300 * time.Millisecond})
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		var ne *imapsync.NetError
+		if !errors.As(err, &ne) || ne.Kind != imapsync.Silent {
+			t.Fatalf("dial with the server frozen = %v, want a silence", err)
+		}
+		t.Log(err)
+	})
+}
+
+// TestSlowLiteralKeepsGoing: a message that takes many silences to arrive,
+// because its bytes trickle, is read whole: the deadline follows the bytes.
+func TestSlowLiteralKeepsGoing(t *testing.T) {
+	d := dovecottest.Start(t, dovecottest.Options{})
+	const email, pass = "alice@acme.test", "correct horse battery"
+	d.AddUser(t, email, pass)
+	var msg bytes.Buffer
+	msg.WriteString("Subject: big\r\n\r\n")
+	for msg.Len() < 600<<10 {
+		msg.WriteString("a line of a message that arrives slowly, sixteen KiB at a time\r\n")
+	}
+	uid := d.Append(t, email, "INBOX", msg.Bytes(), time.Now())
+	p := newPipeProxy(t, d.IMAPS)
+	c := dialVia(t, d, p, email, pass, 250*time.Millisecond)
+	if _, err := c.Examine("INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	// About 40 chunks 100 ms apart: four seconds, sixteen silences.
+	p.set(false, 100*time.Millisecond)
+	var got *spool.Body
+	sp := &spool.Spool{Dir: t.TempDir(), Threshold: 10 << 20}
+	err := within(t, func() error {
+		return c.FetchBodies([]uint32{uid}, sp, func(_ uint32, b *spool.Body) error { got = b; return nil })
+	})
+	if err != nil {
+		t.Fatalf("a slow but steady message failed: %v", err)
+	}
+	if got == nil || got.Size != int64(msg.Len()) {
+		t.Fatalf("got %v, want the whole message of %d bytes", got, msg.Len())
+	}
+}
