@@ -223,7 +223,7 @@ func (r *rig) bodiesSent() int {
 		r.t.Fatal(err)
 	}
 	n := 0
-	for _, m := range regexp.MustCompile(`imap\(` + regexp.QuoteMeta(r.email) + `\).*body_count=(\d+)`).FindAllSubmatch(b, -1) {
+	for _, m := range regexp.MustCompile(`imap\(`+regexp.QuoteMeta(r.email)+`\).*body_count=(\d+)`).FindAllSubmatch(b, -1) {
 		k, _ := strconv.Atoi(string(m[1]))
 		n += k
 	}

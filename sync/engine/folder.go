@@ -79,6 +79,7 @@ var errLookAgain = errors.New("look again")
 // errNotReturned: a message asked for alone did not come, and the server
 // said nothing of it.
 var errNotReturned = errors.New("the server answered without the message")
+
 func (m *messageFault) Unwrap() error { return m.err }
 
 // set changes the folder's state in one place and signals a change only
