@@ -3,11 +3,14 @@ package engine
 import (
 	"bufio"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	gosync "sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -267,4 +270,107 @@ func TestUnreadableBodyKeepsFetchedBodies(t *testing.T) {
 		t.Errorf("Dovecot sent %d bodies for the 9 deliverable messages, want each once: bodies that came were fetched again", n)
 	}
 	_ = all
+}
+
+// freezeIMAP stops (SIGSTOP) every IMAP session process of the rig's
+// Dovecot: their connections stay open and say nothing, as a hung server
+// does. Sessions opened later are served. They are let go at cleanup.
+func (r *rig) freezeIMAP() int {
+	r.t.Helper()
+	_, port, _ := net.SplitHostPort(r.dovecot.IMAPS)
+	title := "dovecottest-" + port + "/imap"
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	n := 0
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || strings.TrimRight(strings.SplitN(string(b), "\x00", 2)[0], " ") != title {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if syscall.Kill(pid, syscall.SIGSTOP) == nil {
+			n++
+			r.t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+		}
+	}
+	return n
+}
+
+// TestFrozenServerMidBackfill: Dovecot's IMAP processes freeze in the
+// middle of a backfill (connections open, nothing said). The engine notices
+// the silence, says so in status (what went silent, not "cannot reach"),
+// drops the connection, connects again and relays everything.
+func TestFrozenServerMidBackfill(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	all, _ := r.fillInbox(300, 5_000)
+	// The platform holds the uploads back, so the backfill is surely under
+	// way (every worker busy, the folder waiting to hand over more) when
+	// the server freezes.
+	r.platform.FailNext(1_000_000, 503, 0)
+	e := r.start(func(o *Options) {
+		o.Silence = time.Second
+		o.Backoff.Base, o.Backoff.Max = 300*time.Millisecond, time.Second // long enough to see the error in status
+	})
+	var seen gosync.Map // folder errors seen in status
+	changes, unsubscribe := e.Subscribe()
+	t.Cleanup(unsubscribe)
+	go func() {
+		for range changes {
+			for _, a := range e.Snapshot().Accounts {
+				for _, f := range a.Folders {
+					if f.Error != "" {
+						seen.Store(f.Error, true)
+					}
+				}
+			}
+		}
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for r.platform.Uploads() < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d uploads tried", r.platform.Uploads())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := r.freezeIMAP(); n == 0 {
+		t.Fatal("no IMAP process to freeze")
+	}
+	r.platform.FailNext(0, 503, 0)
+	r.waitStored(len(all), 2*time.Minute)
+	r.checkStored(all, inboxOnly(all))
+	named := false
+	seen.Range(func(k, _ any) bool {
+		s := k.(string)
+		if strings.Contains(s, "cannot reach") {
+			t.Errorf("status said %q", s)
+		}
+		named = named || strings.Contains(s, "stopped answering while")
+		return true
+	})
+	if !named {
+		t.Error("status never said the server stopped answering, and while doing what")
+	}
+}
+
+// TestBigMessagesCountTowardGroups: messages over the in-memory threshold
+// (1 MiB, spooled to disk) count toward a fetch group's bytes like the
+// others, so a batch of big messages is not all downloaded before the
+// first upload. With the platform holding the uploads back, what waits on
+// disk is the bodies the workers hold plus one group, not the batch.
+func TestBigMessagesCountTowardGroups(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	const n, size = 20, 1_500_000
+	r.fillInbox(n, size)
+	r.platform.FailNext(1_000_000, 503, time.Hour) // every worker sleeps on its first message
+	e := r.start()
+	deadline := time.Now().Add(time.Minute)
+	for r.platform.Uploads() < e.o.Workers {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d uploads tried", r.platform.Uploads())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	files, _ := filepath.Glob(filepath.Join(r.home.SpoolDir(), "msg-*"))
+	if most := e.o.Workers + groupBytes/size + 1; len(files) > most {
+		t.Fatalf("%d bodies of %d bytes on disk with %d uploads under way: want at most %d (one group besides)", len(files), size, e.o.Workers, most)
+	}
 }

@@ -145,11 +145,19 @@ func (f *folderSync) run(ctx context.Context) error {
 			return nil
 		}
 		var mf *messageFault
+		var ne *imapsync.NetError
 		fault := errors.As(err, &mf)
+		silent := errors.As(err, &ne) && ne.Kind == imapsync.Silent
 		if fault {
-			// Narrowing down, not a network problem: reconnect at once.
+			// Narrowing down: reconnect at once. A server that went silent
+			// says so in status all the same: it may be the server, not the
+			// message.
 			f.e.log.Warn("a message broke the fetch; narrowing it down", "account", f.acct.Email, "folder", f.role, "uid", mf.uid, "err", err)
-			f.set(Syncing, nil)
+			if silent {
+				f.set(classify(err), err)
+			} else {
+				f.set(Syncing, nil)
+			}
 		}
 		if f.e.o.Once {
 			if fault && faults < onceFaultSessions {
