@@ -4,107 +4,28 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	gosync "sync"
 	"testing"
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/imapsync"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/faultproxy"
 	"github.com/inboxrelay/inboxrelay/sync/spool"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
-// pipeProxy forwards TCP to a target; its server-to-client direction can
-// be frozen (the bytes stop, the sockets stay open) or slowed to a trickle.
-type pipeProxy struct {
-	ln      net.Listener
-	mu      gosync.Mutex
-	frozen  bool
-	trickle time.Duration // pause between chunks of 16 KiB from the server
-}
-
-func newPipeProxy(t *testing.T, target string) *pipeProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pipeProxy{ln: ln}
-	var conns []net.Conn
-	var cmu gosync.Mutex
-	t.Cleanup(func() {
-		ln.Close()
-		cmu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		cmu.Unlock()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			cmu.Lock()
-			conns = append(conns, c, up)
-			cmu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go p.down(c, up)
-		}
-	}()
-	return p
-}
-
-func (p *pipeProxy) down(dst, src net.Conn) {
-	defer dst.Close()
-	buf := make([]byte, 16<<10)
-	for {
-		n, err := src.Read(buf)
-		p.mu.Lock()
-		frozen, trickle := p.frozen, p.trickle
-		p.mu.Unlock()
-		if frozen {
-			<-make(chan struct{}) // swallow everything, forever
-		}
-		if trickle > 0 {
-			time.Sleep(trickle)
-		}
-		if n > 0 {
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *pipeProxy) set(frozen bool, trickle time.Duration) {
-	p.mu.Lock()
-	p.frozen, p.trickle = frozen, trickle
-	p.mu.Unlock()
-}
-
-func (p *pipeProxy) server() config.Server {
-	a := p.ln.Addr().(*net.TCPAddr)
-	return config.Server{Host: a.IP.String(), Port: a.Port, Security: config.SecurityTLS}
+// viaProxy is an account of d reached through p.
+func viaProxy(d *dovecottest.Server, p *faultproxy.Proxy, email string) config.Account {
+	srv, _ := config.ParseServer(p.Addr(), config.SecurityTLS, 993)
+	return config.Account{Email: email, IMAP: srv, TrustFingerprints: []string{d.Fingerprint}}
 }
 
 // dialVia connects to d through p with the given silence.
-func dialVia(t *testing.T, d *dovecottest.Server, p *pipeProxy, email, pass string, silence time.Duration) *imapsync.Conn {
+func dialVia(t *testing.T, d *dovecottest.Server, p *faultproxy.Proxy, email, pass string, silence time.Duration) *imapsync.Conn {
 	t.Helper()
-	acct := config.Account{Email: email, IMAP: p.server(), TrustFingerprints: []string{d.Fingerprint}}
-	pol, err := trust.NewPolicy("", acct.TrustFingerprints, nil)
+	acct := viaProxy(d, p, email)
+	pol, err := trust.NewPolicy("", acct.TrustPins(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,14 +79,14 @@ func TestSilentServerIsNoticed(t *testing.T) {
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			p := newPipeProxy(t, d.IMAPS)
+			p := faultproxy.Start(t, d.IMAPS)
 			c := dialVia(t, d, p, email, pass, 300*time.Millisecond)
 			if s.name != "examine" && s.name != "find sent" {
 				if _, err := c.Examine("INBOX"); err != nil {
 					t.Fatal(err)
 				}
 			}
-			p.set(true, 0)
+			p.Freeze()
 			err := within(t, func() error { return s.call(c) })
 			var ne *imapsync.NetError
 			if !errors.As(err, &ne) || ne.Kind != imapsync.Silent || ne.Op != s.op {
@@ -175,10 +96,10 @@ func TestSilentServerIsNoticed(t *testing.T) {
 		})
 	}
 	t.Run("greeting", func(t *testing.T) {
-		p := newPipeProxy(t, d.IMAPS)
-		p.set(true, 0)
-		acct := config.Account{Email: email, IMAP: p.server(), TrustFingerprints: []string{d.Fingerprint}}
-		pol, _ := trust.NewPolicy("", acct.TrustFingerprints, nil)
+		p := faultproxy.Start(t, d.IMAPS)
+		p.Freeze()
+		acct := viaProxy(d, p, email)
+		pol, _ := trust.NewPolicy("", acct.TrustPins(), nil)
 		err := within(t, func() error {
 			c, err := imapsync.DialWith(t.Context(), acct, pass, pol, imapsync.DialOptions{Silence: 300 * time.Millisecond})
 			if err == nil {
@@ -206,13 +127,13 @@ func TestSlowLiteralKeepsGoing(t *testing.T) {
 		msg.WriteString("a line of a message that arrives slowly, sixteen KiB at a time\r\n")
 	}
 	uid := d.Append(t, email, "INBOX", msg.Bytes(), time.Now())
-	p := newPipeProxy(t, d.IMAPS)
+	p := faultproxy.Start(t, d.IMAPS)
 	c := dialVia(t, d, p, email, pass, 250*time.Millisecond)
 	if _, err := c.Examine("INBOX"); err != nil {
 		t.Fatal(err)
 	}
-	// About 40 chunks 100 ms apart: four seconds, sixteen silences.
-	p.set(false, 100*time.Millisecond)
+	// 600 KiB at 200 KiB/s: three seconds, twelve silences.
+	p.Trickle(200 << 10)
 	var got *spool.Body
 	sp := &spool.Spool{Dir: t.TempDir(), Threshold: 10 << 20}
 	err := within(t, func() error {
