@@ -60,6 +60,10 @@ func (e *TemporaryError) Error() string {
 	if e.Status != 0 {
 		return fmt.Sprintf("the platform is unavailable (HTTP %d); will retry", e.Status)
 	}
+	var se *SilenceError
+	if errors.As(e.Err, &se) {
+		return se.Error() + "; will retry"
+	}
 	return fmt.Sprintf("cannot reach the platform (%v); will retry", e.Err)
 }
 
@@ -72,6 +76,10 @@ type Options struct {
 	CAFile  string // extra PEM roots besides the system's (optional)
 	Proxy   string // explicit proxy URL, or ProxyDirect; wins over HTTPS_PROXY (optional)
 	Token   string // device token; empty before pairing
+	// Silence is how long the platform may go without taking a byte of a
+	// request or sending a byte of its answer before the request is
+	// dropped as a temporary failure; DefaultSilence when 0.
+	Silence time.Duration
 }
 
 // ProxyDirect, as Options.Proxy, makes every request go directly, whatever
@@ -80,9 +88,10 @@ const ProxyDirect = "direct"
 
 // Client talks to one platform. Safe for concurrent use.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	base    string
+	token   string
+	http    *http.Client
+	silence time.Duration
 }
 
 // UserAgent is the User-Agent of every request.
@@ -129,7 +138,11 @@ func New(o Options) (*Client, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	return &Client{base: strings.TrimRight(o.BaseURL, "/"), token: o.Token, http: &http.Client{Transport: tr}}, nil
+	silence := o.Silence
+	if silence <= 0 {
+		silence = DefaultSilence
+	}
+	return &Client{base: strings.TrimRight(o.BaseURL, "/"), token: o.Token, http: &http.Client{Transport: tr}, silence: silence}, nil
 }
 
 // Close releases idle connections.
@@ -306,9 +319,17 @@ func (c *Client) Heartbeat(ctx context.Context, hb Heartbeat) (*Settings, error)
 	return s, nil
 }
 
+// do sends one request under a watchdog (deadline.go): the answer's body
+// must be closed, which ends the watch.
 func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Reader, size int64, h http.Header, auth bool) (*http.Response, error) {
+	parent := ctx
+	ctx, wd := c.watch(ctx, c.base+path, body != nil && size > 0)
+	if body != nil && size > 0 {
+		body = &sending{r: body, w: wd}
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
+		wd.stop()
 		return nil, err
 	}
 	for k, v := range h {
@@ -325,11 +346,18 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Rea
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		silent := fired(ctx)
+		wd.stop()
+		switch {
+		case parent.Err() != nil:
+			return nil, parent.Err()
+		case silent:
+			return nil, &TemporaryError{Err: &SilenceError{After: c.silence}}
 		}
 		return nil, &TemporaryError{Err: redactURL(err)}
 	}
+	wd.kick(c.silence)
+	resp.Body = &answer{ReadCloser: resp.Body, w: wd}
 	return resp, nil
 }
 

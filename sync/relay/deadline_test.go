@@ -1,0 +1,124 @@
+package relay_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/faultproxy"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/testrig"
+)
+
+func TestMain(m *testing.M) { testrig.Main(m) }
+
+// viaProxy returns a client of the paired device that reaches the platform
+// through a fault proxy, with a short silence.
+func viaProxy(t *testing.T, silence time.Duration) (*relay.Client, *faultproxy.Proxy, *testrig.Platform) {
+	t.Helper()
+	p := testrig.StartPlatform(t)
+	_, token := p.Pair(t)
+	u, err := url.Parse(p.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := faultproxy.Start(t, u.Host)
+	u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(fp.Port()))
+	c, err := relay.New(relay.Options{BaseURL: u.String(), CAFile: p.CAFile, Token: token, Silence: silence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, fp, p
+}
+
+// within runs fn and fails the test if it does not return in a minute: a
+// guard against a hang, not a measure of speed.
+func within(t *testing.T, fn func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Minute):
+		t.Fatal("the call hung")
+		return nil
+	}
+}
+
+func message(size int) (relay.Message, []byte) {
+	body := bytes.Repeat([]byte("a line of a message that goes on and on\r\n"), size/41+1)[:size]
+	sum := sha256.Sum256(body)
+	return relay.Message{
+		Account: "alice@acme.test", Mailbox: "inbox", Folder: "INBOX", UID: 1, UIDValidity: 1,
+		InternalDate: time.Now(), Key: hex.EncodeToString(sum[:]), Size: int64(size),
+		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+	}, body
+}
+
+// TestSilentPlatformIsNoticed: a platform that stops answering (its
+// connection frozen: nothing taken, nothing sent) fails each call after
+// the silence with a temporary error that says so, for the heartbeat,
+// the upload, the check and the outbox's long poll alike.
+func TestSilentPlatformIsNoticed(t *testing.T) {
+	calls := map[string]func(c *relay.Client) error{
+		"heartbeat": func(c *relay.Client) error {
+			_, err := c.Heartbeat(t.Context(), relay.Heartbeat{Version: "test", OS: "linux", Accounts: []relay.AccountHeartbeat{}})
+			return err
+		},
+		"upload": func(c *relay.Client) error { m, _ := message(64 << 20); return c.Upload(t.Context(), m) },
+		"check": func(c *relay.Client) error {
+			_, _, err := c.Check(t.Context(), []string{strings.Repeat("a", 64)})
+			return err
+		},
+		"outbox": func(c *relay.Client) error { _, err := c.Outbox(t.Context(), time.Second); return err },
+	}
+	for name, call := range calls {
+		t.Run(name, func(t *testing.T) {
+			c, fp, _ := viaProxy(t, 300*time.Millisecond)
+			fp.Freeze()
+			err := within(t, func() error { return call(c) })
+			var te *relay.TemporaryError
+			var se *relay.SilenceError
+			if !errors.As(err, &te) || !errors.As(err, &se) || !strings.Contains(err.Error(), "stopped answering") {
+				t.Fatalf("%s with the platform frozen = %v, want a temporary error saying it stopped answering", name, err)
+			}
+		})
+	}
+}
+
+// TestSlowUploadKeepsGoing: an upload that takes many silences because the
+// platform takes it slowly, but steadily, is stored: the deadline follows
+// the bytes. The long poll, which the platform answers only after its
+// wait, is not cut short either.
+func TestSlowUploadKeepsGoing(t *testing.T) {
+	c, fp, p := viaProxy(t, 250*time.Millisecond)
+	m, _ := message(600 << 10)
+	fp.Trickle(200 << 10) // three seconds: twelve silences
+	if err := within(t, func() error { return c.Upload(t.Context(), m) }); err != nil {
+		t.Fatalf("a slow but steady upload failed: %v", err)
+	}
+	if _, ok := p.Message(m.Key); !ok {
+		t.Fatal("the platform does not hold the message")
+	}
+	fp.Trickle(0)
+	if _, err := within2(t, func() ([]relay.OutboxItem, error) { return c.Outbox(t.Context(), 2*time.Second) }); err != nil {
+		t.Fatalf("a long poll longer than the silence failed: %v", err)
+	}
+}
+
+func within2[T any](t *testing.T, fn func() (T, error)) (T, error) {
+	t.Helper()
+	var v T
+	err := within(t, func() error { var err error; v, err = fn(); return err })
+	return v, err
+}
