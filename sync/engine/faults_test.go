@@ -1,16 +1,13 @@
 package engine
 
 import (
-	"bufio"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	gosync "sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,49 +16,6 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/state"
 )
-
-// makeUnreadable makes the file of message uid of folder unreadable to
-// Dovecot, which then closes the connection when asked for it (as with a
-// corrupt or vanished message file), and returns the function that makes
-// it readable again.
-func (r *rig) makeUnreadable(folder string, uid uint32) (restore func()) {
-	r.t.Helper()
-	dir := filepath.Join(r.dovecot.Dir, "mail", r.email, "Maildir")
-	if folder != "INBOX" {
-		dir = filepath.Join(dir, "."+folder)
-	}
-	f, err := os.Open(filepath.Join(dir, "dovecot-uidlist"))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer f.Close()
-	base := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		n, rest, ok := strings.Cut(line, " ")
-		if u, err := strconv.ParseUint(n, 10, 32); ok && err == nil && uint32(u) == uid {
-			if i := strings.LastIndex(rest, ":"); i >= 0 {
-				base = rest[i+1:]
-			}
-		}
-	}
-	if base == "" {
-		r.t.Fatalf("UID %d of %s is not in its dovecot-uidlist", uid, folder)
-	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*", base+"*"))
-	if len(files) != 1 {
-		r.t.Fatalf("UID %d of %s: files %v, want one", uid, folder, files)
-	}
-	if err := os.Chmod(files[0], 0); err != nil {
-		r.t.Fatal(err)
-	}
-	return func() {
-		if err := os.Chmod(files[0], 0o600); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-}
 
 // waitSnapshot waits until cond holds for the engine's snapshot, and
 // returns that snapshot.
@@ -139,12 +93,12 @@ func TestUnreadableMessage(t *testing.T) {
 		}
 		want[k] = m
 	}
-	restore := r.makeUnreadable("INBOX", badUID)
+	r.dovecot.MakeUnreadable(t, r.email, "INBOX", badUID)
 	e := r.start(func(o *Options) { o.HeartbeatEvery = 100 * time.Millisecond })
 
 	r.waitStored(119, time.Minute)
 	s := waitSnapshot(t, e, "one undeliverable message", func(s Snapshot) bool {
-		return len(s.Accounts) == 1 && s.Accounts[0].Undeliverable == 1 && s.Accounts[0].State == "up to date"
+		return len(s.Accounts) == 1 && s.Accounts[0].Undeliverable == 1 && s.Accounts[0].State == UpToDate
 	})
 	a := s.Accounts[0]
 	u := a.UndeliverableMessages[0]
@@ -173,7 +127,7 @@ func TestUnreadableMessage(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	restore()
+	r.dovecot.MakeReadable(t, r.email, "INBOX", badUID)
 	e.SyncNow()
 	r.waitStored(121, 30*time.Second)
 	want[keyOf(bad)] = bad
@@ -241,7 +195,7 @@ func TestUnreadableBodyKeepsFetchedBodies(t *testing.T) {
 	r := newRig(t, dovecottest.Options{})
 	all, uids := r.fillInbox(10, 2000)
 	r.warmCache()
-	r.makeUnreadable("INBOX", uids[4])
+	r.dovecot.MakeUnreadable(t, r.email, "INBOX", uids[4])
 	err := r.syncOnce()
 	if err != nil {
 		t.Fatalf("a message the server cannot deliver must not fail the pass: %v", err)
@@ -270,29 +224,6 @@ func TestUnreadableBodyKeepsFetchedBodies(t *testing.T) {
 		t.Errorf("Dovecot sent %d bodies for the 9 deliverable messages, want each once: bodies that came were fetched again", n)
 	}
 	_ = all
-}
-
-// freezeIMAP stops (SIGSTOP) every IMAP session process of the rig's
-// Dovecot: their connections stay open and say nothing, as a hung server
-// does. Sessions opened later are served. They are let go at cleanup.
-func (r *rig) freezeIMAP() int {
-	r.t.Helper()
-	_, port, _ := net.SplitHostPort(r.dovecot.IMAPS)
-	title := "dovecottest-" + port + "/imap"
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	n := 0
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil || strings.TrimRight(strings.SplitN(string(b), "\x00", 2)[0], " ") != title {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if syscall.Kill(pid, syscall.SIGSTOP) == nil {
-			n++
-			r.t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
-		}
-	}
-	return n
 }
 
 // TestFrozenServerMidBackfill: Dovecot's IMAP processes freeze in the
@@ -331,7 +262,7 @@ func TestFrozenServerMidBackfill(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := r.freezeIMAP(); n == 0 {
+	if n := r.dovecot.FreezeSessions(t, r.email); n == 0 {
 		t.Fatal("no IMAP process to freeze")
 	}
 	r.platform.FailNext(0, 503, 0)
