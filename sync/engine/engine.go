@@ -465,6 +465,18 @@ func (e *Engine) waitPlatform(ctx context.Context) error {
 // settingsKnown lets relaying start: the platform's settings are known.
 func (e *Engine) settingsKnown() { e.beatenOnce.Do(func() { close(e.beaten) }) }
 
+// settingsReady blocks until the platform's settings are known (see
+// Engine.beaten), or ctx ends. Whatever leaves the machine or acts for the
+// platform (relaying, the outbox: send_as) waits for it.
+func (e *Engine) settingsReady(ctx context.Context) error {
+	select {
+	case <-e.beaten:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // known reports whether the platform's settings are known.
 func (e *Engine) known() bool {
 	select {

@@ -305,3 +305,25 @@ func TestBigMessagesCountTowardGroups(t *testing.T) {
 		t.Fatalf("%d bodies of %d bytes on disk with %d uploads under way: want at most %d (one group besides)", len(files), size, e.o.Workers, most)
 	}
 }
+
+// TestUIDValidityChangeKeepsOldDatedNewMail: a message that arrived after
+// the first sync with an old INTERNALDATE (copied from an archive, say) is
+// in scope by its UID; when UIDVALIDITY changes before it was relayed, it
+// is still relayed under its new UID.
+func TestUIDValidityChangeKeepsOldDatedNewMail(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	if err := r.syncOnce(); err != nil { // the first sync: later UIDs are new mail
+		t.Fatal(err)
+	}
+	old := r.appendMsg("INBOX", 1, 1000, time.Now().AddDate(0, 0, -60))
+	r.platform.FailNext(1_000_000, 503, 0)
+	if err := r.syncOnce(func(o *Options) { o.GiveUpAfter = 200 * time.Millisecond }); err == nil {
+		t.Fatal("a pass with the platform down reported nothing left")
+	}
+	r.platform.FailNext(0, 503, 0)
+	r.dovecot.ResetUIDValidity(t, r.email, "INBOX")
+	if err := r.syncOnce(); err != nil {
+		t.Fatal(err)
+	}
+	r.checkStored(map[string][]byte{keyOf(old): old}, map[string]string{keyOf(old): "inbox"})
+}

@@ -347,10 +347,8 @@ func earlier(a, b time.Time) time.Time {
 // come last, alone, so that they never hold up the others; undeliverable
 // ones are tried again when due (daily, or on SyncNow).
 func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Folder) error {
-	select {
-	case <-f.e.beaten:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := f.e.settingsReady(ctx); err != nil {
+		return err
 	}
 	if err := f.widen(fs); err != nil {
 		return err
@@ -730,7 +728,11 @@ func (f *folderSync) skipKnown(ctx context.Context, jobs []*job) ([]*job, error)
 	for i, j := range jobs {
 		keys[i] = j.msg.Key
 	}
-	missing, ok, err := f.e.platform.Load().Check(ctx, keys)
+	pc := f.e.platform.Load()
+	missing, ok, err := pc.Check(ctx, keys)
+	if ctx.Err() == nil {
+		f.e.platform.answered(pc, err)
+	}
 	if err != nil || !ok {
 		return jobs, nil // upload them all; the idempotency key keeps one copy
 	}

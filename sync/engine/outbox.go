@@ -56,6 +56,9 @@ var errLater = errors.New("not sent yet; will retry")
 // what the outbox holds now and returns an error naming what is left.
 func (ob *outbox) run(ctx context.Context) error {
 	defer ob.closeAll()
+	if err := ob.e.settingsReady(ctx); err != nil { // send_as must be known
+		return nil
+	}
 	left := ob.resume(ctx)
 	if ob.e.o.Once {
 		items, err := ob.e.platform.Load().Outbox(ctx, 0)
