@@ -63,11 +63,11 @@ import (
 	"context"
 	"crypto/x509"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/netdial"
+	"github.com/inboxrelay/inboxrelay/sync/redact"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -284,6 +284,7 @@ func Run(ctx context.Context, o Options) *Report {
 type runner struct {
 	o   Options
 	rep *Report
+	red *redact.Secrets // built on first use by clean
 }
 
 // stepStart is a step under way.
@@ -342,20 +343,16 @@ var titles = map[string]string{
 	StepLogin: "Login", StepFolders: "Folders", StepPairing: "Pairing",
 }
 
-// clean removes the password and the token from every string of s.
+// clean removes the password and the token, in every form a server may
+// echo them (package redact), from every string of s.
 func (r *runner) clean(s Step) Step {
-	secrets := []string{r.o.Password}
-	if r.o.Platform != nil {
-		secrets = append(secrets, r.o.Platform.Token)
-	}
-	red := func(v string) string {
-		for _, sec := range secrets {
-			if len(sec) >= 3 {
-				v = strings.ReplaceAll(v, sec, "***")
-			}
+	if r.red == nil {
+		r.red = redact.ForLogin(r.o.Account.Login(), r.o.Password)
+		if r.o.Platform != nil {
+			r.red = r.red.With(r.o.Platform.Token)
 		}
-		return v
 	}
+	red := r.red.String
 	s.Summary, s.Advice, s.Server = red(s.Summary), red(s.Advice), red(s.Server)
 	facts := make([]Fact, len(s.Facts))
 	for i, f := range s.Facts {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/netdial"
+	"github.com/inboxrelay/inboxrelay/sync/redact"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -98,9 +99,10 @@ type Conn struct {
 	// server's updates. imapclient's Mailbox() is not used for it: it is
 	// set only after Select's Wait returns (go-imap v2.0.0-beta.8), so
 	// right after EXAMINE it may still describe the previous folder.
-	exists atomic.Uint32 // unknownCount while EXAMINE runs
-	open   bool          // a folder is open (EXAMINE succeeded); owner's goroutine only
-	watch  *watch        // deadlines on the TCP connection; nil until connected
+	exists atomic.Uint32   // unknownCount while EXAMINE runs
+	open   bool            // a folder is open (EXAMINE succeeded); owner's goroutine only
+	watch  *watch          // deadlines on the TCP connection; nil until connected
+	red    *redact.Secrets // the login's password in every form; see wrap
 }
 
 // DialOptions tune Dial; the zero value is the default.
@@ -121,7 +123,7 @@ func Dial(ctx context.Context, acct config.Account, password string, pol *trust.
 // DialWith is Dial with options.
 func DialWith(ctx context.Context, acct config.Account, password string, pol *trust.Policy, do DialOptions) (*Conn, error) {
 	srv := acct.IMAP
-	conn := &Conn{server: srv.Addr(), changed: make(chan struct{}, 1)}
+	conn := &Conn{server: srv.Addr(), changed: make(chan struct{}, 1), red: redact.ForLogin(acct.Login(), password)}
 	opts := &imapclient.Options{
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			// Runs on the reader goroutine: only record and signal.
@@ -253,20 +255,11 @@ func (c *Conn) login(user, password string) error {
 	if err := c.c.Login(user, password).Wait(); err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo {
-			return &AuthError{Server: c.server, Code: string(ie.Code), Text: Redact(ie.Text, password)}
+			return &AuthError{Server: c.server, Code: string(ie.Code), Text: c.red.String(ie.Text)}
 		}
 		return c.wrap("logging in", err)
 	}
 	return nil
-}
-
-// Redact removes the password from a server's text, should a server echo
-// it; every text from a server that may reach a person goes through it.
-func Redact(s, password string) string {
-	if password != "" {
-		s = strings.ReplaceAll(s, password, "***")
-	}
-	return s
 }
 
 func (c *Conn) signal() {
@@ -286,10 +279,15 @@ func (c *Conn) await(what string) (done func()) {
 // wrap turns a broken connection into a *NetError that says how it broke
 // (closed by the server, silent, broken) and adds what was being done to
 // other errors. what is the step for a person ("fetching messages").
-func (c *Conn) wrap(what string, err error) error {
+// It is the one place a server's words leave the Conn: every error it
+// returns has the password removed in every form (package redact), so an
+// echoing server cannot put it into a status, a log, a heartbeat or a
+// window.
+func (c *Conn) wrap(what string, err error) (out error) {
 	if err == nil {
 		return nil
 	}
+	defer func() { out = c.red.Error(out) }()
 	if _, ok := c.watch.silent(); ok {
 		return &NetError{Server: c.server, Kind: Silent, Op: what, Err: silentFor(c.watch.silence)}
 	}

@@ -27,6 +27,7 @@ func (e *AmbiguousError) Unwrap() error { return e.Err }
 // when the outcome is unknown, anything else when the message was not
 // handed over (safe to try again).
 func (c *Client) Send(from string, to []string, msg []byte) (code int, text string, err error) {
+	defer func() { text, err = c.red.String(text), c.redact(err) }()
 	if len(to) == 0 {
 		return 0, "", errors.New("the item has no recipient")
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/imapsync"
 	"github.com/inboxrelay/inboxrelay/sync/netdial"
+	"github.com/inboxrelay/inboxrelay/sync/redact"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -24,6 +25,7 @@ import (
 type Client struct {
 	c    *smtp.Client
 	stop func() bool
+	red  *redact.Secrets // the login's password in every form; see redact.go
 }
 
 // Dial connects to the account's SMTP server, verifies it with pol and
@@ -36,7 +38,7 @@ func Dial(ctx context.Context, acct config.Account, password string, pol *trust.
 	if err != nil {
 		return nil, classify(srv, err)
 	}
-	cl := &Client{c: c}
+	cl := &Client{c: c, red: redact.ForLogin(acct.Login(), password)}
 	cl.stop = context.AfterFunc(ctx, func() { c.Close() })
 	if _, ok := c.TLSConnectionState(); !ok {
 		cl.Close()
@@ -57,9 +59,9 @@ func Dial(ctx context.Context, acct config.Account, password string, pol *trust.
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && !se.Temporary() {
 			code := fmt.Sprintf("%d %d.%d.%d", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
-			return nil, &imapsync.AuthError{Server: srv.Addr(), Code: code, Text: imapsync.Redact(se.Message, password)}
+			return nil, &imapsync.AuthError{Server: srv.Addr(), Code: code, Text: cl.red.String(se.Message)}
 		}
-		return nil, fmt.Errorf("log in to %s: %s", srv.Addr(), imapsync.Redact(err.Error(), password))
+		return nil, fmt.Errorf("log in to %s: %s", srv.Addr(), cl.red.String(err.Error()))
 	}
 	return cl, nil
 }
