@@ -163,6 +163,8 @@ func hint(err error) string {
 		return ": add one with `inboxrelay account add`"
 	case errors.Is(err, connector.ErrNoToken):
 		return ": pair again with `inboxrelay pair --platform URL --code CODE`"
+	case errors.Is(err, connector.ErrAccountExists):
+		return ": remove it first with `inboxrelay account remove`"
 	case errors.Is(err, engine.ErrNoPassword):
 		return ": remove the account with `inboxrelay account remove` and add it again with `inboxrelay account add`"
 	}

@@ -27,16 +27,15 @@ func startDemo(ctx context.Context) (*demoSession, error) {
 		stop()
 		return nil, err
 	}
-	r, err := connector.Open(d.Home, connector.Options{})
+	r, err := connector.Open(d.Home, connector.Options{KeepTrying: true})
 	if err != nil {
 		stop()
 		d.Close()
 		return nil, err
 	}
-	b := newRunnerBackend(r)
-	b.device += " (demo)"
+	b := &runnerBackend{r: r, suffix: " (demo)"}
 	done := make(chan struct{})
-	go func() { defer close(done); b.run(dctx) }()
+	go func() { defer close(done); r.Run(dctx) }()
 	return &demoSession{backend: b, close: func() {
 		stop()
 		<-done

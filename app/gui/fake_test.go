@@ -13,6 +13,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/autoconfig"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
+	"github.com/inboxrelay/inboxrelay/sync/engine"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
@@ -70,7 +71,19 @@ func (f *fakeBackend) SetPaused(p bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.paused = append(f.paused, p)
-	f.st.Engine.Paused = p
+	f.st.Paused &^= engine.PausedByUser
+	if p {
+		f.st.Paused |= engine.PausedByUser
+	}
+	f.st.Engine.Paused, f.st.Engine.PausedFor = f.st.Paused != 0, f.st.Paused
+}
+
+// poke leaves a signal in ch unless one is pending already.
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 func (f *fakeBackend) Pair(ctx context.Context, o connector.PairOptions) error {

@@ -88,7 +88,8 @@ func (u *UI) showTrustFix(email string) {
 			}
 			trustDialog(u.win, ue, func() {
 				if err := b.TrustCertificate(email, ue.Pin()); err != nil {
-					dialog.ShowError(err, u.win)
+					u.logf("the certificate was not pinned", err)
+					dialog.ShowInformation("Not trusted", words.Trust, u.win)
 				}
 				u.Refresh()
 			})

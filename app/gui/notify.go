@@ -50,7 +50,7 @@ func (n *notifier) observe(st Status, now time.Time) {
 			continue // the engine has not reported yet: no counters to judge
 		}
 		m, seen := n.progress[key]
-		if !seen || a.Backlog == 0 || a.Relayed != m.relayed || st.Engine.Paused {
+		if !seen || a.Backlog == 0 || a.Relayed != m.relayed || st.Paused != 0 {
 			n.progress[key] = progressMark{at: now, relayed: a.Relayed}
 		} else if now.Sub(m.at) > stallAfter {
 			present["stalled:"+key] = fyne.NewNotification("Nothing relayed for "+a.Email,

@@ -22,6 +22,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/policy"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 )
 
 // AppID is the desktop app's identifier (notifications, preferences,
@@ -67,7 +68,7 @@ func Main(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	r, err := connector.Open(home, connector.Options{IT: it})
+	r, err := connector.Open(home, connector.Options{IT: it, KeepTrying: true, Metered: meteredNow})
 	if errors.Is(err, config.ErrRunning) {
 		if instance.Show(home.Dir) == nil {
 			fmt.Fprintln(stderr, "Inbox Relay is already running; its window was brought forward.")
@@ -86,9 +87,13 @@ func Main(args []string, stderr io.Writer) int {
 	a := app.NewWithID(AppID)
 	a.SetIcon(appIcon())
 	migratePrefs(a.Preferences(), r)
-	backend := newRunnerBackend(r)
+	backend := &runnerBackend{r: r}
+	// The Runner supervises the engine: when it cannot run yet (not
+	// paired, no mailbox), it waits for the setup to be done.
+	rctx, stopUser := context.WithCancel(ctx)
+	defer stopUser()
 	supervised := make(chan struct{})
-	go func() { defer close(supervised); backend.run(ctx) }()
+	go func() { defer close(supervised); r.Run(rctx) }()
 
 	var tray Tray
 	if d, ok := a.(desktop.App); ok && trayHostPresent() {
@@ -101,6 +106,7 @@ func Main(args []string, stderr io.Writer) int {
 	opts := Options{
 		Autostart: autostart.Entry{ID: AppID, Name: "Inbox Relay", Exec: exe, Args: homeArgs(args)},
 		Metered:   meteredNow,
+		Log:       r.Log(),
 		StartDemo: func(dctx context.Context) (Backend, error) {
 			d, err := startDemo(ctx)
 			if err != nil {
@@ -108,11 +114,12 @@ func Main(args []string, stderr io.Writer) int {
 			}
 			// The demo replaces the user's engine for this session, so the
 			// two never relay at once.
-			backend.stop()
+			stopUser()
 			demo = d
 			return d.backend, nil
 		},
 	}
+	applyStartAtLogin(opts.Autostart, r)
 	ui := New(a, backend, tray, opts)
 	if err := instance.Listen(ctx, home.Dir, ui.ShowWindow); err != nil {
 		r.Log().Warn("a second launch cannot bring this window forward", "err", err)
@@ -176,4 +183,17 @@ func homeFromArgs(args []string) (config.Home, error) {
 		return config.OpenHome(abs)
 	}
 	return config.DefaultHome()
+}
+
+// applyStartAtLogin makes the login item follow start_at_login when IT's
+// policy or the platform sets it; the user's own choice is the login item
+// itself, changed in the settings window.
+func applyStartAtLogin(a Autostart, r *connector.Runner) {
+	eff, err := r.Settings()
+	if err != nil || a == nil || eff.UserWins(settings.StartAtLogin) || a.Enabled() == eff.StartAtLogin {
+		return
+	}
+	if err := a.SetEnabled(eff.StartAtLogin); err != nil {
+		r.Log().Warn("start at login, as the policy sets it, could not be applied", "err", err)
+	}
 }

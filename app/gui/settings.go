@@ -128,11 +128,18 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 		login.SetChecked(u.o.Autostart.Enabled())
 		login.OnChanged = func(on bool) {
 			if err := u.o.Autostart.SetEnabled(on); err != nil {
-				dialog.ShowError(err, w)
+				u.logf("start at login was not changed", err)
+				dialog.ShowInformation("Not changed", words.Autostart, w)
 				login.SetChecked(!on)
+				return
 			}
+			set(settings.Values{StartAtLogin: settings.Bool(on)})
 		}
 		form.Append("", login)
+		if h := words.Source(eff, settings.StartAtLogin); h != "" {
+			login.Disable()
+			form.Items[len(form.Items)-1].HintText = h
+		}
 	}
 	if u.o.Metered != nil {
 		metered := widget.NewCheck("Pause on metered connections", nil)

@@ -181,7 +181,8 @@ func (s *setupView) startDemo() {
 		s.u.do(func() {
 			if err != nil {
 				s.demoBtn.Enable()
-				s.say(s.pairMsg, "The demo could not start: "+err.Error(), true)
+				s.u.logf("the demo did not start", err)
+				s.say(s.pairMsg, words.Demo(err), true)
 				return
 			}
 			s.u.setup = nil
@@ -495,7 +496,8 @@ func (s *setupView) add() {
 		s.u.do(func() {
 			s.testBtn.Enable()
 			if err != nil {
-				s.say(s.msg, "The mailbox was not added: "+err.Error(), true)
+				s.u.logf("the mailbox was not added", err)
+				s.say(s.msg, words.AddAccount(err), true)
 				return
 			}
 			s.u.last = st

@@ -23,7 +23,7 @@ func appIcon() fyne.Resource { return fyne.NewStaticResource("app.png", assets.A
 // only when something visible changed.
 func statusKey(st Status, now time.Time, hasTray bool) string {
 	var b strings.Builder
-	fmt.Fprintln(&b, headline(st), platformLine(st), st.DeviceName, st.Engine.Paused, trayState(st), hasTray)
+	fmt.Fprintln(&b, headline(st), platformLine(st), st.DeviceName, st.Paused, trayState(st), hasTray)
 	for _, a := range accounts(st) {
 		fmt.Fprintln(&b, a.Email, a.State, ago(a.LastSync, now), a.Relayed, a.RelayedToday, a.Backlog, a.Rejected, a.LastError, len(a.Rejections), outboxLine(a.Outbox))
 		for _, r := range a.Rejections {
@@ -73,7 +73,7 @@ func (u *UI) statusContent(st Status, now time.Time) fyne.CanvasObject {
 		cards.Add(note)
 	}
 	pause := widget.NewButtonWithIcon("Pause syncing", theme.MediaPauseIcon(), u.togglePause)
-	if st.Engine.Paused {
+	if userPaused(st) {
 		pause = widget.NewButtonWithIcon("Resume syncing", theme.MediaPlayIcon(), u.togglePause)
 	}
 	buttons := container.NewHBox(

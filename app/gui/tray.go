@@ -66,7 +66,7 @@ func menuLabels(st Status, now time.Time) []string {
 		}
 	}
 	pause := "Pause syncing"
-	if st.Engine.Paused {
+	if userPaused(st) {
 		pause = "Resume syncing"
 	}
 	return append(l, "", "Sync now", pause, "", "Open Inbox Relay…", "Settings…", "", "Quit")

@@ -2,6 +2,7 @@ package gui
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -21,11 +22,16 @@ type Options struct {
 	// Autostart turns "start at login" on and off; nil hides the setting.
 	Autostart Autostart
 	// Metered, when set, reports whether the network connection is metered
-	// (ok false: the OS does not say); nil hides the setting.
+	// (ok false: the OS does not say); nil hides the setting. The UI only
+	// shows it: pausing on a metered network is the Runner's
+	// (connector.Options.Metered).
 	Metered func() (metered, ok bool)
 	// PollEvery is how often the status is read when nothing signalled a
 	// change, to keep relative times ("2 min ago") current; 0: 20 s.
 	PollEvery time.Duration
+	// Log receives what the window says only in plain words (the error
+	// behind "the mailbox was not added"); nil: slog.Default().
+	Log *slog.Logger
 	// Do runs f on the fyne goroutine, without waiting; nil: fyne.Do.
 	// Tests pass one that serializes with their own calls, since fyne's
 	// test driver runs fyne.Do on the caller's goroutine.
@@ -73,6 +79,9 @@ func New(app fyne.App, b Backend, tray Tray, o Options) *UI {
 	if o.Do == nil {
 		o.Do = fyne.Do
 	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
 	u := &UI{app: app, o: o, hasTray: tray != nil, poke: make(chan struct{}, 1)}
 	u.backend.Store(&backendBox{b})
 	u.notes = newNotifier(app.SendNotification)
@@ -91,6 +100,10 @@ func New(app fyne.App, b Backend, tray Tray, o Options) *UI {
 }
 
 func (u *UI) b() Backend { return u.backend.Load().Backend }
+
+// logf logs the error behind a sentence the window shows; safe from any
+// goroutine.
+func (u *UI) logf(what string, err error) { u.o.Log.Warn(what, "err", err) }
 
 // do runs f on the fyne goroutine; call it from other goroutines only.
 func (u *UI) do(f func()) { u.o.Do(f) }
@@ -140,8 +153,7 @@ const redrawGap = 250 * time.Millisecond
 func (u *UI) poll(ctx context.Context, box *backendBox, changes <-chan struct{}, unsubscribe func()) {
 	t := time.NewTicker(u.o.PollEvery)
 	defer t.Stop()
-	var meteredAt, readAt time.Time
-	meteredPaused := false
+	var readAt time.Time
 	defer func() { unsubscribe() }()
 	for {
 		if b := u.backend.Load(); b != box {
@@ -168,16 +180,6 @@ func (u *UI) poll(ctx context.Context, box *backendBox, changes <-chan struct{},
 		}
 		readAt = time.Now()
 		st := u.b().Status()
-		if u.o.Metered != nil && time.Since(meteredAt) > 30*time.Second {
-			meteredAt = time.Now()
-			m, ok := u.o.Metered()
-			should := ok && m && st.Settings.PauseOnMetered
-			if should != meteredPaused {
-				// Only undo a pause this made: a pause of the user's stays.
-				meteredPaused = should
-				u.b().SetPaused(should)
-			}
-		}
 		u.do(func() { u.apply(st) })
 	}
 }
@@ -207,7 +209,7 @@ func (u *UI) showWindow() {
 }
 
 func (u *UI) togglePause() {
-	paused := !u.last.Engine.Paused
+	paused := !userPaused(u.last)
 	go func() { u.b().SetPaused(paused); u.Refresh() }()
 }
 

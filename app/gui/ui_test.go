@@ -122,7 +122,8 @@ func TestTrayState(t *testing.T) {
 			s.Engine.Platform.State = engine.PlatformNeedsPairing
 			return s
 		}(), assets.Attention},
-		{"paused", func() Status { s := running(engine.Paused); s.Engine.Paused = true; return s }(), assets.Paused},
+		{"paused", func() Status { s := running(engine.Paused); s.Paused = engine.PausedByUser; return s }(), assets.Paused},
+		{"paused on a metered network", func() Status { s := running(engine.Paused); s.Paused = engine.PausedOnMetered; return s }(), assets.Paused},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := trayState(c.st); got != c.want {

@@ -37,7 +37,7 @@ func trayState(st Status) string {
 	if !st.Paired || len(st.Accounts) == 0 || (!st.Running && st.Stopped != nil) {
 		return assets.Attention
 	}
-	if st.Engine.Paused {
+	if st.Paused != 0 {
 		return assets.Paused
 	}
 	if st.Engine.Platform.State == engine.PlatformNeedsPairing {
@@ -62,6 +62,11 @@ func trayState(st Status) string {
 	return worst
 }
 
+// userPaused reports whether the user paused relaying: the pause command
+// then offers to resume. A pause of another owner's (a metered network)
+// leaves it offering to pause, which adds the user's own reason.
+func userPaused(st Status) bool { return st.Paused.Has(engine.PausedByUser) }
+
 // headline is the one sentence at the top of the window.
 func headline(st Status) string {
 	switch {
@@ -72,7 +77,7 @@ func headline(st Status) string {
 	}
 	switch trayState(st) {
 	case assets.Paused:
-		return words.Paused(st.Engine.PausedFor)
+		return words.Paused(st.Paused)
 	case assets.Attention:
 		if p := words.PlatformState(st.Engine.Platform.State); p.Problem != "" {
 			return p.Problem

@@ -178,6 +178,35 @@ func Pairing(err error) string {
 	return "Pairing failed; check the platform address, and show the details to IT if it keeps failing."
 }
 
+// AddAccount says why a tested mailbox was not added.
+func AddAccount(err error) string {
+	var ue *trust.UntrustedError
+	var ne *imapsync.NetError
+	switch {
+	case errors.Is(err, connector.ErrAccountExists):
+		return "This mailbox is set up already."
+	case errors.Is(err, imapsync.ErrAuth):
+		return "The mail server refused the password this time; test the connection again."
+	case errors.As(err, &ue):
+		return "The mail server's certificate changed since the test; test the connection again."
+	case errors.As(err, &ne):
+		return "The mail server could not be reached this time; test the connection again when this computer is online."
+	}
+	return "The mailbox was not added; test the connection again, and show the log to IT if it keeps failing."
+}
+
+// Trust is said when a certificate the user confirmed could not be
+// stored.
+const Trust = "The certificate could not be stored as trusted; try again, and show the log to IT if it keeps failing."
+
+// Autostart is said when starting at login could not be turned on or off.
+const Autostart = "Starting at login could not be changed on this computer; the log says why."
+
+// Demo says why the demo did not start.
+func Demo(err error) string {
+	return "The demo could not start on this computer; the log says why."
+}
+
 // Password says why a new password was not stored.
 func Password(err error) string {
 	var ue *trust.UntrustedError

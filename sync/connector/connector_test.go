@@ -8,6 +8,7 @@ import (
 
 	"github.com/inboxrelay/inboxrelay/keychain"
 	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/engine"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/testrig"
 )
 
@@ -83,7 +84,7 @@ func TestRunnerSubscribeAcrossRebuilds(t *testing.T) {
 	await(t, ch, "the engine's start")
 	first := r.Engine()
 	drain(ch)
-	r.SetPaused(true)
+	r.SetPaused(engine.PausedByUser, true)
 	await(t, ch, "Pause")
 	await(t, other, "Pause, second subscriber")
 	unsubscribeOther()
@@ -98,7 +99,7 @@ func TestRunnerSubscribeAcrossRebuilds(t *testing.T) {
 	}
 	drain(ch)
 	drain(other)
-	r.SetPaused(false) // the new engine's Resume
+	r.SetPaused(engine.PausedByUser, false) // the new engine's Resume
 	await(t, ch, "the rebuilt engine's Resume")
 	select {
 	case <-other:

@@ -156,6 +156,12 @@ func (r *Runner) SetUserSettings(change settings.Values) error {
 		return err
 	}
 	r.applyLogLevel(after.LogLevel)
+	if after.PauseOnMetered != before.PauseOnMetered {
+		select {
+		case r.meterd <- struct{}{}:
+		default:
+		}
+	}
 	if after.BackfillDays != before.BackfillDays || !slices.Equal(after.RelayDomains, before.RelayDomains) {
 		r.log.Info("settings changed; the engine restarts to apply them", "backfill_days", after.BackfillDays)
 		r.Reload()

@@ -105,6 +105,9 @@ type Engine struct {
 	beaten     chan struct{}
 	beatenOnce gosync.Once
 	beatNow    chan struct{} // a heartbeat now (a new token); buffer of one
+
+	wakeMu gosync.Mutex
+	wakeCh chan struct{} // closed and replaced by every SyncNow (woken)
 }
 
 // New checks o and returns an Engine ready to Run.
@@ -155,6 +158,7 @@ func New(o Options) (*Engine, error) {
 		subs:     map[chan struct{}]struct{}{},
 		beaten:   make(chan struct{}),
 		beatNow:  make(chan struct{}, 1),
+		wakeCh:   make(chan struct{}),
 		settings: state.Settings{Platform: o.Platform.BaseURL},
 	}
 	if e.platform, err = newPlatform(o.Platform, o.Log, e.changed); err != nil {
@@ -277,9 +281,15 @@ func joinOnce(errs []error) error {
 	return errors.New(strings.Join(lines, "; "))
 }
 
-// SyncNow makes every folder look for new mail now, retry at once a
-// connection that is waiting out its backoff, and try again the messages
-// the server could not deliver.
+// SyncNow makes every folder look for new mail now (an IDLE or a poll
+// wait is interrupted and a pass starts on the session already open) and
+// try again the messages the server could not deliver, retries at once
+// what waits out a backoff of ours (a connection, an upload, the outbox's
+// poll and items), beats the heartbeat, and looks in the keychain at once
+// for a new token when the platform refused the old one. It starts no new
+// session where one is open, so it never logs in again by itself. Safe for
+// concurrent use; calls that come while a pass runs merge into one more
+// pass.
 func (e *Engine) SyncNow() {
 	for _, f := range e.folders {
 		f.retryNow.Store(true)
@@ -287,6 +297,36 @@ func (e *Engine) SyncNow() {
 		case f.wake <- struct{}{}:
 		default:
 		}
+	}
+	e.wakeMu.Lock()
+	close(e.wakeCh)
+	e.wakeCh = make(chan struct{})
+	e.wakeMu.Unlock()
+}
+
+// woken returns a channel closed by the next SyncNow. Take it before
+// starting to wait, so that a SyncNow in between is not missed.
+func (e *Engine) woken() <-chan struct{} {
+	e.wakeMu.Lock()
+	defer e.wakeMu.Unlock()
+	return e.wakeCh
+}
+
+// sleep waits out a backoff of d: it returns nil after d or once woken
+// is closed (woken: e.woken() taken before the attempt that failed, so a
+// SyncNow during the attempt counts too), ctx.Err() when ctx ends first.
+// A delay the platform asked for (Retry-After) is waited with
+// backoff.Sleep instead.
+func (e *Engine) sleep(ctx context.Context, d time.Duration, woken <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-woken:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -440,6 +480,7 @@ func (e *Engine) sessionContext(ctx context.Context, f *folderSync) (context.Con
 // token in the keychain (a `pair` run by another process) every 30 s.
 func (e *Engine) waitPlatform(ctx context.Context) error {
 	for {
+		woken := e.woken()
 		blocked, ch := e.platform.blocked()
 		if !blocked {
 			return nil
@@ -452,6 +493,12 @@ func (e *Engine) waitPlatform(ctx context.Context) error {
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-woken: // Try now: a `pair` in another process may have stored a new token
+			if tok, err := e.o.Secrets.Get(keychain.DeviceTokenKey); err == nil && tok != e.platform.token() {
+				if err := e.SetToken(tok); err != nil {
+					e.log.Warn("use the new device token", "err", err)
+				}
+			}
 		case <-time.After(30 * time.Second):
 			if tok, err := e.o.Secrets.Get(keychain.DeviceTokenKey); err == nil && tok != e.platform.token() {
 				if err := e.SetToken(tok); err != nil {
@@ -514,9 +561,11 @@ func (e *Engine) currentSettings() state.Settings {
 	return e.settings
 }
 
-// heartbeatLoop beats at once, then every HeartbeatEvery, without holding
-// up the folders when the platform is slow to answer.
+// heartbeatLoop beats at once, then every HeartbeatEvery, at a new token
+// and at SyncNow (an unreachable platform is tried again at once), without
+// holding up the folders when the platform is slow to answer.
 func (e *Engine) heartbeatLoop(ctx context.Context) {
+	woken := e.woken() // before the beat: a SyncNow during it beats again
 	e.heartbeat(ctx)
 	t := time.NewTicker(e.o.HeartbeatEvery)
 	defer t.Stop()
@@ -525,10 +574,11 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			e.heartbeat(ctx)
 		case <-e.beatNow:
-			e.heartbeat(ctx)
+		case <-woken:
 		}
+		woken = e.woken()
+		e.heartbeat(ctx)
 	}
 }
 

@@ -82,7 +82,7 @@ func (ob *outbox) run(ctx context.Context) error {
 		if err := ob.e.waitPlatform(ctx); err != nil {
 			return nil
 		}
-		pc := ob.e.platform.Load()
+		pc, woken := ob.e.platform.Load(), ob.e.woken()
 		items, err := pc.Outbox(ctx, ob.e.o.OutboxWait)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -93,7 +93,7 @@ func (ob *outbox) run(ctx context.Context) error {
 				continue
 			}
 			ob.e.log.Warn("outbox poll", "err", err)
-			backoff.Sleep(ctx, ob.e.o.Backoff.Delay(attempt))
+			ob.e.sleep(ctx, ob.e.o.Backoff.Delay(attempt), woken)
 			attempt++
 			continue
 		}
@@ -189,6 +189,7 @@ func (ob *outbox) advance(ctx context.Context, rec state.OutboxItem) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		woken := ob.e.woken()
 		var err error
 		switch rec.State {
 		case state.OutboxReceived:
@@ -225,7 +226,7 @@ func (ob *outbox) advance(ctx context.Context, rec state.OutboxItem) error {
 		if ob.e.o.Once && (ob.e.o.GiveUpAfter == 0 || time.Since(start)+delay > ob.e.o.GiveUpAfter) {
 			return errLater
 		}
-		if err := backoff.Sleep(ctx, delay); err != nil {
+		if err := ob.e.sleep(ctx, delay, woken); err != nil {
 			return err
 		}
 	}

@@ -47,6 +47,7 @@ func (e *Engine) upload(ctx context.Context, j *job) error {
 		if err := e.gate(ctx); err != nil {
 			return err
 		}
+		woken := e.woken()
 		if err := e.waitPlatform(ctx); err != nil {
 			return err
 		}
@@ -77,15 +78,15 @@ func (e *Engine) upload(ctx context.Context, j *job) error {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
-		delay := e.o.Backoff.Delay(attempt)
+		delay, sleep := e.o.Backoff.Delay(attempt), func(ctx context.Context, d time.Duration) error { return e.sleep(ctx, d, woken) }
 		if errors.As(err, &tmp) && tmp.RetryAfter > delay {
-			delay = tmp.RetryAfter
+			delay, sleep = tmp.RetryAfter, backoff.Sleep // the platform's wish: SyncNow does not cut it short
 		}
 		if e.o.GiveUpAfter > 0 && time.Since(start)+delay > e.o.GiveUpAfter {
 			return err
 		}
 		e.log.Info("upload failed; retrying", "account", j.msg.Account, "uid", j.msg.UID, "in", delay.Round(time.Millisecond), "err", err)
-		if err := backoff.Sleep(ctx, delay); err != nil {
+		if err := sleep(ctx, delay); err != nil {
 			return err
 		}
 	}
