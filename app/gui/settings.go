@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -116,12 +117,20 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 	level.SetSelected(eff.LogLevel)
 	level.OnChanged = func(l string) { set(settings.Values{LogLevel: settings.String(l)}) }
 
-	form := widget.NewForm(widget.NewFormItem("Relay existing mail from", backfill))
-	form.Items[0].HintText = "Mail already relayed stays relayed."
-	if h := words.Source(eff, settings.BackfillDays); h != "" {
-		backfill.Disable()
-		form.Items[0].HintText = h + " " + form.Items[0].HintText
+	// Every item gets its hint before the form is built: a hint set on a
+	// form already shown is not drawn.
+	var items []*widget.FormItem
+	add := func(label string, w fyne.Disableable, k settings.Key, hint string) *widget.FormItem {
+		it := widget.NewFormItem(label, w.(fyne.CanvasObject))
+		it.HintText = hint
+		if who := words.Source(eff, k); who != "" {
+			w.Disable()
+			it.HintText = strings.TrimSpace(who + " " + hint)
+		}
+		items = append(items, it)
+		return it
 	}
+	add("Relay existing mail from", backfill, settings.BackfillDays, "Mail already relayed stays relayed.")
 
 	if u.o.Autostart != nil {
 		login := widget.NewCheck("Start Inbox Relay when I log in", nil)
@@ -135,36 +144,26 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 			}
 			set(settings.Values{StartAtLogin: settings.Bool(on)})
 		}
-		form.Append("", login)
-		if h := words.Source(eff, settings.StartAtLogin); h != "" {
-			login.Disable()
-			form.Items[len(form.Items)-1].HintText = h
-		}
+		add("", login, settings.StartAtLogin, "")
 	}
 	if u.o.Metered != nil {
 		metered := widget.NewCheck("Pause on metered connections", nil)
 		metered.SetChecked(eff.PauseOnMetered)
 		metered.OnChanged = func(on bool) { set(settings.Values{PauseOnMetered: settings.Bool(on)}) }
-		form.Append("", metered)
-		if h := words.Source(eff, settings.PauseOnMetered); h != "" {
+		it := add("", metered, settings.PauseOnMetered, "")
+		if _, ok := u.o.Metered(); !ok && !metered.Disabled() {
 			metered.Disable()
-			form.Items[len(form.Items)-1].HintText = h
-		} else if _, ok := u.o.Metered(); !ok {
-			metered.Disable()
-			form.Items[len(form.Items)-1].HintText = "This computer does not say whether its connection is metered."
+			it.HintText = "This computer does not say whether its connection is metered."
 		}
 	}
-	form.Append("Log detail", level)
-	if h := words.Source(eff, settings.LogLevel); h != "" {
-		level.Disable()
-		form.Items[len(form.Items)-1].HintText = h
-	}
+	add("Log detail", level, settings.LogLevel, "")
 	logs := widget.NewButton("Open the log folder", func() {
 		dir := u.b().LogDir()
 		if err := u.app.OpenURL(&url.URL{Scheme: "file", Path: filepath.ToSlash(dir)}); err != nil {
 			dialog.ShowInformation("Log folder", "The logs are in "+dir+".", w)
 		}
 	})
-	form.Append("Logs", logs)
+	items = append(items, widget.NewFormItem("Logs", logs))
+	form := widget.NewForm(items...)
 	return container.NewPadded(form)
 }
