@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,4 +82,55 @@ func TestRunnerSupervisesSetup(t *testing.T) {
 	waitStatus(t, r, "relaying", func(st Status) bool {
 		return st.Running && st.Stopped == nil && len(st.Engine.Accounts) == 1 && st.Engine.Accounts[0].State == engine.UpToDate && st.Engine.Accounts[0].Relayed == 1
 	})
+}
+
+// folderPasses returns each folder's last sync, by role.
+func folderPasses(st Status) map[string]time.Time {
+	m := map[string]time.Time{}
+	for _, a := range st.Engine.Accounts {
+		for _, f := range a.Folders {
+			m[f.Role] = f.LastSync
+		}
+	}
+	return m
+}
+
+// TestSyncNowKeepsTheEngine is the "Sync now three times": each
+// click makes both folders run a pass (IDLE is renewed and polling done
+// only once an hour, so nothing else would), on the same engine and the
+// sessions already open: Dovecot counts no new login.
+func TestSyncNowKeepsTheEngine(t *testing.T) {
+	rig := testrig.New(t, testrig.Options{})
+	r, err := Open(rig.Home, Options{KeepTrying: true, Tweak: func(o *engine.Options) {
+		o.IdleRefresh, o.PollInterval = time.Hour, time.Hour
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	runUntilEnd(t, r)
+	st := waitStatus(t, r, "up to date", func(st Status) bool {
+		p := folderPasses(st)
+		return st.Running && len(p) == 2 && !p["inbox"].IsZero() && !p["sent"].IsZero()
+	})
+	eng := r.Engine()
+	logins := rig.Dovecot.Logins(t, rig.Email)
+	if logins != 2 {
+		t.Fatalf("%d logins for the first start, want 2 (INBOX and Sent)", logins)
+	}
+	last := folderPasses(st)
+	for i := range 3 {
+		r.SyncNow()
+		st = waitStatus(t, r, fmt.Sprintf("a pass after Sync now %d", i+1), func(st Status) bool {
+			p := folderPasses(st)
+			return p["inbox"].After(last["inbox"]) && p["sent"].After(last["sent"])
+		})
+		last = folderPasses(st)
+	}
+	if r.Engine() != eng {
+		t.Fatal("Sync now built a new engine")
+	}
+	if n := rig.Dovecot.Logins(t, rig.Email); n != logins {
+		t.Fatalf("Sync now three times: %d logins, want still %d", n, logins)
+	}
 }
