@@ -88,14 +88,14 @@ func TestStatusShowsNoEchoedPassword(t *testing.T) {
 				if err := home.Save(cfg); err != nil {
 					t.Fatal(err)
 				}
-				r, err := connector.Open(home, connector.Options{})
+				r, err := connector.Open(home, connector.Options{KeepTrying: true})
 				if err != nil {
 					t.Fatal(err)
 				}
-				b := newRunnerBackend(r)
+				b := &runnerBackend{r: r}
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan struct{})
-				go func() { defer close(done); b.run(ctx) }()
+				go func() { defer close(done); r.Run(ctx) }()
 				t.Cleanup(func() { cancel(); <-done; r.Close() })
 
 				deadline := time.Now().Add(30 * time.Second)
