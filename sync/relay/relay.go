@@ -24,7 +24,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/inboxrelay/inboxrelay/sync/redact"
 	"github.com/inboxrelay/inboxrelay/sync/version"
 )
 
@@ -57,7 +59,13 @@ type TemporaryError struct {
 }
 
 func (e *TemporaryError) Error() string {
-	if e.Status != 0 {
+	var re *RedirectError
+	switch {
+	case errors.As(e.Err, &re):
+		return fmt.Sprintf("%v; will retry", e.Err)
+	case e.Status != 0 && e.Err != nil:
+		return fmt.Sprintf("the platform's answer (HTTP %d) could not be used (%v); will retry", e.Status, e.Err)
+	case e.Status != 0:
 		return fmt.Sprintf("the platform is unavailable (HTTP %d); will retry", e.Status)
 	}
 	var se *SilenceError
@@ -65,6 +73,81 @@ func (e *TemporaryError) Error() string {
 		return se.Error() + "; will retry"
 	}
 	return fmt.Sprintf("cannot reach the platform (%v); will retry", e.Err)
+}
+
+// RedirectError is a 3xx answer. The relay API defines no redirect and the
+// connector follows none: not to http://, not to another host, not even
+// to the same one. Nothing of the answer is used. Uploads, heartbeats and
+// the outbox get it inside a *TemporaryError (they are tried again later);
+// pairing gets it as is.
+type RedirectError struct {
+	Status   int
+	Location string // where the platform pointed, without query or credentials; may be empty
+}
+
+func (e *RedirectError) Error() string {
+	to := ""
+	if e.Location != "" {
+		to = " to " + e.Location
+	}
+	return fmt.Sprintf("the platform answered with a redirect (HTTP %d%s), which Inbox Relay never follows: check the platform address with IT", e.Status, to)
+}
+
+// maxHeaderBytes bounds the headers of a platform answer.
+const maxHeaderBytes = 64 << 10
+
+// MaxAnswer is the most the connector reads of any platform answer other
+// than the outbox (the outbox decodes its own, bounded per item): pairing,
+// the key check, the heartbeat's settings. A longer answer is refused.
+const MaxAnswer = 1 << 20
+
+// tooLongError is what a boundedReader returns past its limit.
+type tooLongError struct {
+	what  string
+	limit int64
+}
+
+func (e *tooLongError) Error() string {
+	return fmt.Sprintf("the platform's %s is longer than %d bytes, more than the relay API ever needs: refused", e.what, e.limit)
+}
+
+// boundedReader reads r up to limit bytes, and fails with a *tooLongError
+// when r has more.
+type boundedReader struct {
+	r    io.Reader
+	left int64
+	err  *tooLongError
+}
+
+func bounded(r io.Reader, limit int64, what string) *boundedReader {
+	return &boundedReader{r: r, left: limit, err: &tooLongError{what: what, limit: limit}}
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		if n, _ := io.ReadFull(b.r, one[:]); n > 0 {
+			return 0, b.err
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+// decodeBounded decodes one JSON value from at most limit bytes of r.
+func decodeBounded(r io.Reader, limit int64, what string, v any) error {
+	br := bounded(r, limit, what)
+	err := json.NewDecoder(br).Decode(v)
+	var tl *tooLongError
+	if errors.As(err, &tl) {
+		return tl
+	}
+	return err
 }
 
 // Unwrap returns the network error, if any.
@@ -137,12 +220,19 @@ func New(o Options) (*Client, error) {
 		MaxIdleConnsPerHost:   8,
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
+		// A platform's headers are a few hundred bytes; the default
+		// allows megabytes.
+		MaxResponseHeaderBytes: maxHeaderBytes,
 	}
 	silence := o.Silence
 	if silence <= 0 {
 		silence = DefaultSilence
 	}
-	return &Client{base: strings.TrimRight(o.BaseURL, "/"), token: o.Token, http: &http.Client{Transport: tr}, silence: silence}, nil
+	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+		// Never follow: the 3xx itself comes back and classify refuses it.
+		return http.ErrUseLastResponse
+	}}
+	return &Client{base: strings.TrimRight(o.BaseURL, "/"), token: o.Token, http: hc, silence: silence}, nil
 }
 
 // Close releases idle connections.
@@ -170,12 +260,14 @@ func (c *Client) Pair(ctx context.Context, code string, d Device) (deviceID, tok
 			DeviceID string `json:"device_id"`
 			Token    string `json:"token"`
 		}
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&out); err != nil || out.Token == "" {
+		if err := decodeBounded(resp.Body, MaxAnswer, "pairing answer", &out); err != nil || out.Token == "" {
 			return "", "", fmt.Errorf("pair: the platform's answer has no token")
 		}
 		return out.DeviceID, out.Token, nil
 	case resp.StatusCode == 400 || resp.StatusCode == 404 || resp.StatusCode == 410:
 		return "", "", ErrBadCode
+	case isRedirect(resp.StatusCode):
+		return "", "", fmt.Errorf("pair: %w", redirectError(resp))
 	}
 	return "", "", fmt.Errorf("pair: %w", classify(resp))
 }
@@ -242,7 +334,7 @@ func (c *Client) Check(ctx context.Context, keys []string) (missing []string, ok
 	var out struct {
 		Missing []string `json:"missing"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+	if err := decodeBounded(resp.Body, MaxAnswer, "key check answer", &out); err != nil {
 		return nil, false, &TemporaryError{Status: 200, Err: fmt.Errorf("decode check answer: %w", err)}
 	}
 	return out.Missing, true, nil
@@ -287,6 +379,12 @@ func (c *Client) Heartbeat(ctx context.Context, hb Heartbeat) (*Settings, error)
 	if resp.StatusCode != 200 {
 		return nil, classify(resp)
 	}
+	return parseSettings(bounded(resp.Body, MaxAnswer, "heartbeat answer"))
+}
+
+// parseSettings reads a heartbeat's answer: nil settings when it has
+// none (an empty body included).
+func parseSettings(r io.Reader) (*Settings, error) {
 	var out struct {
 		Settings *struct {
 			BackfillDays *int                `json:"backfill_days"`
@@ -294,7 +392,11 @@ func (c *Client) Heartbeat(ctx context.Context, hb Heartbeat) (*Settings, error)
 			SendAs       map[string][]string `json:"send_as"`
 		} `json:"settings"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil && err != io.EOF {
+	if err := json.NewDecoder(r).Decode(&out); err != nil && err != io.EOF {
+		var tl *tooLongError
+		if errors.As(err, &tl) {
+			return nil, fmt.Errorf("heartbeat: %w", tl)
+		}
 		return nil, fmt.Errorf("heartbeat: decode the platform's answer: %w", err)
 	}
 	if out.Settings == nil {
@@ -354,6 +456,10 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Rea
 		case silent:
 			return nil, &TemporaryError{Err: &SilenceError{After: c.silence}}
 		}
+		if s := err.Error(); strings.Contains(s, "response headers exceeded") || strings.Contains(s, "COMPRESSION_ERROR") {
+			// HTTP/1.1 and HTTP/2 say it their own way.
+			err = fmt.Errorf("the platform sent headers longer than %d KiB, more than the relay API ever needs: refused", maxHeaderBytes>>10)
+		}
 		return nil, &TemporaryError{Err: redactURL(err)}
 	}
 	wd.kick(c.silence)
@@ -361,9 +467,23 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Rea
 	return resp, nil
 }
 
+func isRedirect(status int) bool { return status >= 300 && status < 400 }
+
+// redirectError describes a 3xx answer; its Location is shown without
+// query or credentials.
+func redirectError(resp *http.Response) *RedirectError {
+	e := &RedirectError{Status: resp.StatusCode}
+	if loc := resp.Header.Get("Location"); loc != "" {
+		e.Location = printable(stripQuery(loc), 200)
+	}
+	return e
+}
+
 // classify turns a non-2xx answer into the error the caller acts on.
 func classify(resp *http.Response) error {
 	switch s := resp.StatusCode; {
+	case isRedirect(s):
+		return &TemporaryError{Status: s, Err: redirectError(resp)}
 	case s == 401 || s == 403:
 		return ErrUnauthorized
 	case s == 400 || s == 413 || s == 415 || s == 422:
@@ -377,7 +497,8 @@ func classify(resp *http.Response) error {
 	}
 }
 
-// reason extracts a short, printable explanation from an error answer.
+// reason extracts a short, printable explanation from an error answer,
+// without the device token should the platform echo it.
 func reason(resp *http.Response) string {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	var j struct {
@@ -391,15 +512,45 @@ func reason(resp *http.Response) string {
 			b = []byte(j.Message)
 		}
 	}
-	s := strings.Map(func(r rune) rune {
+	text := string(b)
+	if token := requestToken(resp); token != "" {
+		text = redact.New(token).String(text)
+		// The read may have cut the token: drop a tail that starts it.
+		for n := min(len(token)-1, len(text)); n >= 8; n-- {
+			if strings.HasSuffix(text, token[:n]) {
+				text = text[:len(text)-n] + redact.Mask
+				break
+			}
+		}
+	}
+	return printable(text, 200)
+}
+
+// requestToken is the device token the request of resp carried.
+func requestToken(resp *http.Response) string {
+	if resp.Request == nil {
+		return ""
+	}
+	t, _ := strings.CutPrefix(resp.Request.Header.Get("Authorization"), "Bearer ")
+	return t
+}
+
+// printable makes s one line of at most max bytes of valid UTF-8 text.
+func printable(s string, max int) string {
+	s = strings.ToValidUTF8(s, "?")
+	s = strings.Map(func(r rune) rune {
 		if r < ' ' || r == 0x7f {
 			return ' '
 		}
 		return r
-	}, string(b))
+	}, s)
 	s = strings.TrimSpace(s)
-	if len(s) > 200 {
-		s = s[:200]
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
 	}
 	return s
 }
