@@ -7,6 +7,11 @@
 //
 // Nothing here trusts what it finds: the result only fills in a form the
 // user can edit, and the account is checked before anything is stored.
+// Plain DNS is not authenticated, so a server found by SRV outside the
+// address's domain is marked (Result.Outside) and must be shown to the user
+// and confirmed before the password is sent to it (RFC 6186 §6). The
+// autoconfig document is fetched over HTTPS, following no redirect, and
+// read up to MaxDocument bytes.
 package autoconfig
 
 import (
@@ -18,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,7 +41,31 @@ type Result struct {
 	// Source says where the settings came from: "known provider",
 	// "DNS SRV" or "autoconfig".
 	Source string
+	// Outside lists the servers (host names) that plain DNS named outside
+	// the address's domain and its subdomains. DNS answers can be forged:
+	// before the password is used with them, the user must be shown them
+	// and confirm (RFC 6186 §6). Empty when every server is inside the
+	// domain or the source is not DNS.
+	Outside []string
 }
+
+// InDomain reports whether host is domain or one of its subdomains (case
+// and trailing dots aside). Both must be names, not addresses.
+func InDomain(host, domain string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	if host == "" || domain == "" {
+		return false
+	}
+	return host == domain || strings.HasSuffix(host, "."+domain)
+}
+
+// MaxDocument bounds the autoconfig document read; a longer one is refused.
+const MaxDocument = 1 << 20
+
+// maxSRV bounds the records of one SRV answer that are looked at; a DNS
+// answer is itself at most 64 KiB.
+const maxSRV = 64
 
 // ErrNotFound means no source described the address's servers; the user
 // must type them in.
@@ -142,6 +172,9 @@ func (f *Finder) srv(ctx context.Context, domain string) (Result, error) {
 				lastErr = err
 				continue
 			}
+			if len(addrs) > maxSRV {
+				addrs = addrs[:maxSRV]
+			}
 			sort.SliceStable(addrs, func(a, b int) bool {
 				if addrs[a].Priority != addrs[b].Priority {
 					return addrs[a].Priority < addrs[b].Priority
@@ -166,7 +199,13 @@ func (f *Finder) srv(ctx context.Context, domain string) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("SRV for submission: %w", err)
 	}
-	return Result{IMAP: imap, SMTP: smtp, Source: "DNS SRV"}, nil
+	r := Result{IMAP: imap, SMTP: smtp, Source: "DNS SRV"}
+	for _, h := range []string{imap.Host, smtp.Host} {
+		if !InDomain(h, domain) && !slices.Contains(r.Outside, h) {
+			r.Outside = append(r.Outside, h)
+		}
+	}
+	return r, nil
 }
 
 // AutoconfigURLs are the places mail clients look for a domain's
@@ -197,10 +236,14 @@ type xmlServer struct {
 }
 
 func (f *Finder) autoconfig(ctx context.Context, domain, email string) (Result, error) {
-	client := f.HTTP
-	if client == nil {
-		client = &http.Client{Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: 5 * time.Second}
+	if f.HTTP != nil {
+		c := *f.HTTP
+		client = &c
 	}
+	// A domain's own document, from its own host: a redirect could send
+	// the question (and the address in it) anywhere, over http:// even.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	urls := f.AutoconfigURLs
 	if urls == nil {
 		urls = AutoconfigURLs
@@ -229,12 +272,54 @@ func (f *Finder) fetch(ctx context.Context, client *http.Client, u, email string
 		return Result{}, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return Result{}, fmt.Errorf("autoconfig %s: the server answered with a redirect (%s), which is never followed", u, resp.Status)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return Result{}, fmt.Errorf("autoconfig %s: %s", u, resp.Status)
 	}
-	var cc clientConfig
-	if err := xml.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&cc); err != nil {
+	r, err := parseConfig(resp.Body, email)
+	if err != nil {
 		return Result{}, fmt.Errorf("autoconfig %s: %w", u, err)
+	}
+	return r, nil
+}
+
+// errDocumentTooLong is parseConfig's error for a document past
+// MaxDocument.
+var errDocumentTooLong = fmt.Errorf("the document is longer than %d bytes: refused", MaxDocument)
+
+// tooLong fails a read past n bytes with errDocumentTooLong.
+type tooLong struct {
+	r io.Reader
+	n int64
+}
+
+func (t *tooLong) Read(p []byte) (int, error) {
+	if t.n <= 0 {
+		var one [1]byte
+		if k, _ := io.ReadFull(t.r, one[:]); k > 0 {
+			return 0, errDocumentTooLong
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > t.n {
+		p = p[:t.n]
+	}
+	k, err := t.r.Read(p)
+	t.n -= int64(k)
+	return k, err
+}
+
+// parseConfig reads a config-v1.1.xml document (at most MaxDocument bytes)
+// for email: the first IMAP and SMTP servers with TLS.
+func parseConfig(body io.Reader, email string) (Result, error) {
+	var cc clientConfig
+	if err := xml.NewDecoder(&tooLong{r: body, n: MaxDocument}).Decode(&cc); err != nil {
+		if errors.Is(err, errDocumentTooLong) {
+			return Result{}, errDocumentTooLong
+		}
+		return Result{}, err
 	}
 	var r Result
 	for _, p := range cc.Providers {
@@ -250,7 +335,7 @@ func (f *Finder) fetch(ctx context.Context, client *http.Client, u, email string
 		}
 	}
 	if r.IMAP.Host == "" || r.SMTP.Host == "" {
-		return Result{}, fmt.Errorf("autoconfig %s: no IMAP and SMTP server with TLS", u)
+		return Result{}, errors.New("no IMAP and SMTP server with TLS")
 	}
 	r.Source = "autoconfig"
 	return r, nil

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +106,7 @@ func TestFindSRV(t *testing.T) {
 	}
 	want := Result{IMAP: config.Server{Host: "mail.acme.test", Port: 993, Security: config.SecurityTLS},
 		SMTP: config.Server{Host: "smtp.acme.test", Port: 587, Security: config.SecurityStartTLS}, Source: "DNS SRV"}
-	if r != want {
+	if !reflect.DeepEqual(r, want) {
 		t.Fatalf("got %+v, want %+v", r, want)
 	}
 
@@ -151,7 +152,7 @@ func TestFindAutoconfigXML(t *testing.T) {
 	}
 	want := Result{IMAP: config.Server{Host: "imap.acme.test", Port: 993, Security: config.SecurityTLS},
 		SMTP: config.Server{Host: "smtp.acme.test", Port: 587, Security: config.SecurityStartTLS}, Username: "alice", Source: "autoconfig"}
-	if r != want {
+	if !reflect.DeepEqual(r, want) {
 		t.Fatalf("got %+v, want %+v", r, want)
 	}
 	if len(asked) != 2 {
