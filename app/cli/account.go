@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
+	"github.com/inboxrelay/inboxrelay/sync/autoconfig"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/policy"
@@ -192,8 +195,13 @@ func (e *env) accountAdd(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *sf.email == "" || *sf.imap == "" || *sf.smtp == "" || !*sf.passwordStdin {
-		return usagef("account add needs --email, --imap, --smtp and --password-stdin (the password on standard input)")
+	if *sf.email == "" || (*sf.imap == "") != (*sf.smtp == "") || !*sf.passwordStdin {
+		return usagef("account add needs --email, --password-stdin (the password on standard input), and --imap and --smtp unless they can be found")
+	}
+	if *sf.imap == "" {
+		if err := e.findServers(sf); err != nil {
+			return err
+		}
 	}
 	acct, err := sf.account()
 	if err != nil {
@@ -238,6 +246,39 @@ func (e *env) accountAdd(args []string) error {
 		msg = "added %s; restart Inbox Relay to start relaying it\n"
 	}
 	fmt.Fprintf(e.stdout, msg, acct.Email)
+	return nil
+}
+
+// findServers fills in the server flags for the address from a known
+// provider, DNS SRV or the domain's autoconfig document, and says so.
+// Servers that plain DNS names outside the address's domain are not used
+// (RFC 6186 §6: DNS can be forged, and the password would go there): the
+// user confirms them by naming them with --imap and --smtp.
+func (e *env) findServers(sf *serverFlags) error {
+	f := e.finder
+	if f == nil {
+		f = &autoconfig.Finder{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := f.Find(ctx, strings.TrimSpace(*sf.email))
+	if errors.Is(err, autoconfig.ErrNotFound) {
+		return usagef("no server settings were found for %s: give --imap and --smtp (ask IT for them)", *sf.email)
+	}
+	if err != nil {
+		return err
+	}
+	flagsFor := fmt.Sprintf("--imap %s --imap-security %s --smtp %s --smtp-security %s", r.IMAP.Addr(), r.IMAP.Security, r.SMTP.Addr(), r.SMTP.Security)
+	if len(r.Outside) > 0 {
+		_, domain, _ := strings.Cut(*sf.email, "@")
+		return fmt.Errorf("the DNS of %s names mail servers outside %s (%s), and DNS answers can be forged, so the password was not sent to them: if IT confirms these servers, add the account with %s",
+			domain, domain, strings.Join(r.Outside, ", "), flagsFor)
+	}
+	fmt.Fprintf(e.stdout, "found by %s: %s\n", r.Source, flagsFor)
+	*sf.imap, *sf.imapSec, *sf.smtp, *sf.smtpSec = r.IMAP.Addr(), string(r.IMAP.Security), r.SMTP.Addr(), string(r.SMTP.Security)
+	if *sf.username == "" {
+		*sf.username = r.Username
+	}
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/inboxrelay/inboxrelay/sync/autoconfig"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/engine"
@@ -28,11 +29,14 @@ Usage: inboxrelay [--home DIR] <command>
 
   pair --platform URL --code CODE [--ca-file PEM] [--proxy URL]
                      pair this computer with the platform
-  account add --email ADDR [--username U] --imap HOST:PORT [--imap-security tls|starttls]
-              --smtp HOST:PORT [--smtp-security tls|starttls] [--backfill-days N|all]
+  account add --email ADDR [--username U] [--imap HOST:PORT [--imap-security tls|starttls]
+              --smtp HOST:PORT [--smtp-security tls|starttls]] [--backfill-days N|all]
               [--trust-fingerprint [imap=|smtp=|HOST:PORT=]SHA256]... [--min-tls 1.0|1.1|1.2|1.3] --password-stdin
                      --backfill-days sets how much existing mail every account of this
                      home relays (one window for all; the platform's setting wins)
+                     without --imap and --smtp the servers are looked up (known providers,
+                     DNS, the domain's autoconfig); servers DNS names outside the domain
+                     are only used once you name them yourself
                      --trust-fingerprint trusts exactly that certificate for that server,
                      whatever its name, issuer or dates; a bare SHA256 is pinned for the
                      server that shows that certificate
@@ -65,6 +69,7 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	finder *autoconfig.Finder // finds an address's servers; nil: the system's resolver and HTTPS
 }
 
 // Main runs the command line args (without the program name) and returns

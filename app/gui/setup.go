@@ -301,9 +301,32 @@ func (s *setupView) lookup() {
 				s.found.SetText("The settings for " + email[at+1:] + " could not be found; enter the server names your IT team gave you.")
 				return
 			}
+			if len(r.Outside) > 0 {
+				s.askOutside(email[at+1:], r)
+				return
+			}
 			s.fill(r)
 		})
 	}()
+}
+
+// askOutside shows the servers DNS named outside the address's domain
+// and fills them in only when the user confirms (RFC 6186 §6): DNS can be
+// forged, and the password goes to whatever server the form names.
+func (s *setupView) askOutside(domain string, r autoconfig.Result) {
+	body := container.NewVBox(
+		wrapped("Your domain's DNS says that the mail of "+domain+" is handled by "+strings.Join(r.Outside, " and ")+", outside "+domain+"."),
+		wrapped("DNS answers can be forged. Use these servers only if your IT team confirms them: your password will be sent to them."),
+	)
+	d := dialog.NewCustomConfirm("Use servers outside your domain?", "Use them", "Don't use them", body, func(ok bool) {
+		if ok {
+			s.fill(r)
+			return
+		}
+		s.found.SetText("The servers found in DNS were not used; enter the server names your IT team gave you.")
+	}, s.u.win)
+	d.Resize(fyne.NewSize(520, 0))
+	d.Show()
 }
 
 func (s *setupView) fill(r autoconfig.Result) {

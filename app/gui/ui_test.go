@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/inboxrelay/inboxrelay/assets"
+	"github.com/inboxrelay/inboxrelay/sync/autoconfig"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/engine"
 	"github.com/inboxrelay/inboxrelay/sync/state"
@@ -462,4 +463,31 @@ func TestRedrawsOnChangeSignals(t *testing.T) {
 	waitFor(t, "the new backend", func() bool { return tray.labels()[0] == "alice@acme.com — up to date, 2 min ago" })
 	demo.set(running(engine.Offline))
 	waitFor(t, "the new backend's signal", func() bool { return tray.labels()[0] == "alice@acme.com — waiting for the network, 2 min ago" })
+}
+
+// TestSetupAsksBeforeUsingServersOutsideTheDomain: servers that DNS names
+// outside the address's domain are shown and filled in only when the user
+// says to use them (RFC 6186 §6).
+func TestSetupAsksBeforeUsingServersOutsideTheDomain(t *testing.T) {
+	b := newFake(Status{Paired: true, PlatformURL: "https://p.example"})
+	b.findReply = autoconfig.Result{Source: "DNS SRV", Outside: []string{"mail.attacker.test"},
+		IMAP: config.Server{Host: "mail.attacker.test", Port: 993, Security: config.SecurityTLS},
+		SMTP: config.Server{Host: "mail.attacker.test", Port: 465, Security: config.SecurityTLS}}
+	u, _ := newUI(t, b, &fakeTray{})
+	w := u.Window()
+	serial(func() { u.setup.email.SetText("alice@acme.com") })
+	waitFor(t, "the question", func() bool { return hasText(w, "handled by mail.attacker.test, outside acme.com") })
+	if u.setup.imap.Text != "" {
+		t.Fatalf("the servers were filled in before the user answered: %q", u.setup.imap.Text)
+	}
+	tap(button(t, w, "Don't use them"))
+	waitFor(t, "the refusal", func() bool { return hasText(w, "were not used") })
+	if u.setup.imap.Text != "" || u.setup.smtp.Text != "" {
+		t.Fatalf("refused servers filled in: %q %q", u.setup.imap.Text, u.setup.smtp.Text)
+	}
+
+	serial(func() { u.setup.email.SetText("bob@acme.com") })
+	waitFor(t, "the question again", func() bool { return hasText(w, "handled by mail.attacker.test") })
+	tap(button(t, w, "Use them"))
+	waitFor(t, "the servers", func() bool { return u.setup.imap.Text == "mail.attacker.test:993" })
 }

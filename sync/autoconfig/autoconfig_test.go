@@ -8,65 +8,26 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/hostile"
 )
 
-// dnsServer is a real DNS server on loopback (UDP) that answers SRV
-// queries from a table; every other question gets NXDOMAIN.
+// dnsServer is hostile.StartDNS with the records given as dnsmessage
+// SRV resources.
 func dnsServer(t *testing.T, records map[string][]dnsmessage.SRVResource) *net.Resolver {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var p dnsmessage.Parser
-			h, err := p.Start(buf[:n])
-			if err != nil {
-				continue
-			}
-			q, err := p.Question()
-			if err != nil {
-				continue
-			}
-			rrs, ok := records[strings.ToLower(q.Name.String())]
-			rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RCode: dnsmessage.RCodeSuccess}
-			if !ok || q.Type != dnsmessage.TypeSRV {
-				rh.RCode = dnsmessage.RCodeNameError
-			}
-			b := dnsmessage.NewBuilder(nil, rh)
-			b.EnableCompression()
-			b.StartQuestions()
-			b.Question(q)
-			b.StartAnswers()
-			if rh.RCode == dnsmessage.RCodeSuccess {
-				for _, r := range rrs {
-					b.SRVResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, r)
-				}
-			}
-			out, err := b.Finish()
-			if err == nil {
-				pc.WriteTo(out, from)
-			}
+	recs := map[string][]hostile.SRV{}
+	for k, rs := range records {
+		for _, r := range rs {
+			recs[k] = append(recs[k], hostile.SRV{Priority: r.Priority, Weight: r.Weight, Port: r.Port, Target: r.Target.String()})
 		}
-	}()
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
-	}}
+	}
+	return hostile.StartDNS(t, recs)
 }
 
 func name(s string) dnsmessage.Name { return dnsmessage.MustNewName(s) }
