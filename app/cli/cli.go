@@ -20,6 +20,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/engine"
 	"github.com/inboxrelay/inboxrelay/sync/policy"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
 	"github.com/inboxrelay/inboxrelay/sync/version"
 )
 
@@ -161,6 +162,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // hint is what the command line adds to an error a command fixes: the
 // engine's errors say what is wrong, never which command fixes it.
 func hint(err error) string {
+	var ue *trust.UntrustedError
 	switch {
 	case errors.Is(err, connector.ErrNotPaired):
 		return ": run `inboxrelay pair --platform URL --code CODE`"
@@ -170,6 +172,14 @@ func hint(err error) string {
 		return ": pair again with `inboxrelay pair --platform URL --code CODE`"
 	case errors.Is(err, connector.ErrAccountExists):
 		return ": remove it first with `inboxrelay account remove`"
+	case errors.Is(err, config.ErrRunning):
+		return ", or use another --home"
+	case errors.Is(err, trust.ErrUseImplicitTLS):
+		return " (--imap-security tls or --smtp-security tls, with the TLS port)"
+	case errors.Is(err, trust.ErrTLSTooOld):
+		return "; only if that is impossible and you accept the risk, lower the account's minimum with --min-tls"
+	case errors.As(err, &ue):
+		return fmt.Sprintf(" (--trust-fingerprint %s=%s)", ue.Server, ue.Fingerprint)
 	case errors.Is(err, engine.ErrNoPassword):
 		return ": remove the account with `inboxrelay account remove` and add it again with `inboxrelay account add`"
 	}

@@ -24,9 +24,9 @@ func (h Home) Lock() (unlock func(), err error) {
 		b, _ := os.ReadFile(h.LockPath())
 		f.Close()
 		if pid := strings.TrimSpace(string(b)); pid != "" {
-			return nil, fmt.Errorf("%w (pid %s): stop it first, or use another --home", ErrRunning, pid)
+			return nil, fmt.Errorf("%w (pid %s): stop it first", ErrRunning, pid)
 		}
-		return nil, fmt.Errorf("%w: stop it first, or use another --home", ErrRunning)
+		return nil, fmt.Errorf("%w: stop it first", ErrRunning)
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)

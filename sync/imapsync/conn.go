@@ -192,16 +192,16 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *im
 			raw.Close()
 			var ie *imap.Error
 			if errors.As(err, &ie) {
-				return nil, fmt.Errorf("the server refused STARTTLS (%s): use --imap-security tls with its TLS port (usually 993)", ie.Text)
+				return nil, fmt.Errorf("the server refused STARTTLS (%s): %w (usually 993)", ie.Text, trust.ErrUseImplicitTLS)
 			}
 			// go-imap hands bytes that follow the STARTTLS OK to the TLS
 			// layer: plaintext there means someone injected it.
 			var rh tls.RecordHeaderError
 			if errors.As(err, &rh) {
-				return nil, fmt.Errorf("%s sent unencrypted data after agreeing to STARTTLS, so someone may be tampering with the connection: refused; use --imap-security tls with its TLS port (usually 993)", srv.Addr())
+				return nil, fmt.Errorf("%s sent unencrypted data after agreeing to STARTTLS, so someone may be tampering with the connection: refused; %w (usually 993)", srv.Addr(), trust.ErrUseImplicitTLS)
 			}
 			if strings.Contains(err.Error(), "PREAUTH") {
-				return nil, fmt.Errorf("%s answered PREAUTH before encryption (RFC 3501 7.1.4), so someone may be tampering with the connection: refused; use --imap-security tls with its TLS port (usually 993)", srv.Addr())
+				return nil, fmt.Errorf("%s answered PREAUTH before encryption (RFC 3501 7.1.4), so someone may be tampering with the connection: refused; %w (usually 993)", srv.Addr(), trust.ErrUseImplicitTLS)
 			}
 			return nil, err
 		}
@@ -231,10 +231,10 @@ func classifyDial(srv config.Server, err error) error {
 	}
 	var ve tls.AlertError
 	if errors.As(err, &ve) && (ve == 70 || ve == 71) { // protocol_version, insufficient_security
-		return fmt.Errorf("%s offers only a TLS version older than this account accepts (%v): ask IT to enable TLS 1.2, or lower the minimum with --min-tls", srv.Addr(), err)
+		return fmt.Errorf("%s: %w (%v)", srv.Addr(), trust.ErrTLSTooOld, err)
 	}
 	if strings.Contains(err.Error(), "protocol version not supported") || strings.Contains(err.Error(), "server selected unsupported protocol version") {
-		return fmt.Errorf("%s offers only a TLS version older than this account accepts (%v): ask IT to enable TLS 1.2, or lower the minimum with --min-tls", srv.Addr(), err)
+		return fmt.Errorf("%s: %w (%v)", srv.Addr(), trust.ErrTLSTooOld, err)
 	}
 	var ne net.Error
 	var oe *net.OpError

@@ -82,7 +82,7 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy) (*smtp.C
 			raw.Close()
 			var se *smtp.SMTPError
 			if errors.As(err, &se) {
-				return nil, fmt.Errorf("%s refused STARTTLS (%s): use --smtp-security tls with its TLS port (usually 465)", srv.Addr(), se.Message)
+				return nil, fmt.Errorf("%s refused STARTTLS (%s): %w (usually 465)", srv.Addr(), se.Message, trust.ErrUseImplicitTLS)
 			}
 			return nil, err
 		}

@@ -135,9 +135,23 @@ func (ci *CertInfo) String() string {
 	return s
 }
 
+// The TLS problems a person fixes in the account's settings; check them
+// with errors.Is. Their text says what to change, not which command or
+// field changes it: each front end adds its own way.
+var (
+	// ErrUseImplicitTLS means STARTTLS cannot be used safely with this
+	// server (refused, or the exchange was tampered with): the account must
+	// use TLS from the first byte, on the server's TLS port.
+	ErrUseImplicitTLS = errors.New("use TLS from the first byte on the server's TLS port instead of STARTTLS")
+	// ErrTLSTooOld means the server offers only TLS versions older than the
+	// account accepts.
+	ErrTLSTooOld = errors.New("the server offers only a TLS version older than this account accepts: ask IT to enable TLS 1.2 or newer")
+)
+
 // UntrustedError reports a server certificate that no root vouches for
 // (for this host name) and that is not pinned for this server. Its message
-// says which fingerprint to pin for which server.
+// names the server and the fingerprint to check; how to pin it is the
+// front end's to say (Pin returns the pin).
 type UntrustedError struct {
 	Server      string              // host:port
 	Host        string              // the name the certificate was checked against
@@ -147,8 +161,8 @@ type UntrustedError struct {
 }
 
 func (e *UntrustedError) Error() string {
-	return fmt.Sprintf("the certificate of %s is not trusted (%v); if your IT team confirms its SHA-256 fingerprint %s, pin it for this server with --trust-fingerprint %s=%s",
-		e.Server, e.Reason, e.Fingerprint, e.Server, e.Fingerprint)
+	return fmt.Sprintf("the certificate of %s is not trusted (%v); its SHA-256 fingerprint is %s: pin it for this server only if your IT team confirms it",
+		e.Server, e.Reason, e.Fingerprint)
 }
 
 // Unwrap returns the verification error.
