@@ -56,6 +56,13 @@ func (e *env) status(args []string) error {
 			fmt.Fprintf(e.stdout, "  platform error: %s\n", snap.Platform.Error)
 		}
 	}
+	if snap.Paused {
+		why := "no reason given"
+		if snap.PausedFor != 0 {
+			why = snap.PausedFor.String()
+		}
+		fmt.Fprintf(e.stdout, "Paused: %s\n", why)
+	}
 	if len(snap.Accounts) == 0 {
 		fmt.Fprintln(e.stdout, "No account yet: add one with `inboxrelay account add`.")
 	}

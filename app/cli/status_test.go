@@ -69,3 +69,30 @@ func TestStatusJSONGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusSaysWhyPaused: `status` names the reasons relaying is paused
+// for, as the engine's snapshot lists them.
+func TestStatusSaysWhyPaused(t *testing.T) {
+	home, err := config.OpenHome(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := home.Save(&config.Config{Platform: config.Platform{URL: "https://app.example.com/connector"}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join("testdata", "status-paused.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(`"paused": true,`), []byte(`"paused": true, "paused_for": ["user", "metered"],`), 1)
+	if err := os.WriteFile(home.StatusPath(), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := cli.Main([]string{"--home", home.Dir, "status"}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("status: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "Paused: user, metered\n") || !strings.Contains(out.String(), "alice@acme.com: paused") {
+		t.Fatalf("status does not say why it is paused:\n%s", out.String())
+	}
+}

@@ -92,12 +92,21 @@ const DefaultBackfillDays = 30
 
 func ptr[T any](v T) *T { return &v }
 
-// Int, Bool, String, Strings and Map return a pointer to a copy of v, to
-// set one field of Values: Values{BackfillDays: settings.Int(7)}.
-func Int(v int) *int                                 { return &v }
-func Bool(v bool) *bool                              { return &v }
-func String(v string) *string                        { return &v }
-func Strings(v ...string) *[]string                  { v = append([]string{}, v...); return &v }
+// Int returns a pointer to v, to set one field of Values:
+// Values{BackfillDays: settings.Int(7)}.
+func Int(v int) *int { return &v }
+
+// Bool returns a pointer to v, to set one field of Values.
+func Bool(v bool) *bool { return &v }
+
+// String returns a pointer to v, to set one field of Values.
+func String(v string) *string { return &v }
+
+// Strings returns a pointer to a copy of v (never nil, also when empty),
+// to set one field of Values.
+func Strings(v ...string) *[]string { v = append([]string{}, v...); return &v }
+
+// Map returns a pointer to a copy of v, to set one field of Values.
 func Map(v map[string][]string) *map[string][]string { v = maps.Clone(v); return &v }
 
 // Has reports whether the layer sets k.
@@ -340,6 +349,7 @@ func (v Values) Text(k Key) (string, bool) {
 // setting.
 type LockedError struct{ Key Key }
 
+// Error says which setting is locked.
 func (e *LockedError) Error() string {
 	return fmt.Sprintf("%s is set by your IT department's policy and cannot be changed here", e.Key)
 }
