@@ -64,11 +64,18 @@ func (b *Body) Remove() error {
 }
 
 // Read consumes r to its end and returns the body. Memory use is bounded by
-// the threshold whatever the size of r.
+// the threshold whatever the size of r. When r tells its size (a Size()
+// int64 method, as an IMAP literal has), a body under the threshold is
+// read straight into one buffer of that size: one copy, hashed once.
 func (s *Spool) Read(r io.Reader) (*Body, error) {
 	limit := s.Threshold
 	if limit <= 0 {
 		limit = DefaultThreshold
+	}
+	if sr, ok := r.(interface{ Size() int64 }); ok {
+		if n := sr.Size(); n >= 0 && n <= limit {
+			return readKnown(r, n)
+		}
 	}
 	h := sha256.New()
 	var buf bytes.Buffer
@@ -106,6 +113,27 @@ func (s *Spool) Read(r io.Reader) (*Body, error) {
 		return fail(fmt.Errorf("write spool file: %w", err))
 	}
 	return &Body{Size: n + m, Key: hex.EncodeToString(h.Sum(nil)), path: f.Name()}, nil
+}
+
+// readKnown reads a body that said it holds n bytes, at most the
+// threshold. A reader that then gives more than it said is an error, not
+// a body cut short.
+func readKnown(r io.Reader, n int64) (*Body, error) {
+	mem := make([]byte, n)
+	if _, err := io.ReadFull(r, mem); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			err = fmt.Errorf("the message ended after fewer bytes than the %d announced", n)
+		}
+		return nil, fmt.Errorf("read message: %w", err)
+	}
+	var more [1]byte
+	if k, err := io.ReadFull(r, more[:]); k > 0 {
+		return nil, fmt.Errorf("read message: it holds more than the %d bytes announced", n)
+	} else if err != io.EOF {
+		return nil, fmt.Errorf("read message: %w", err)
+	}
+	sum := sha256.Sum256(mem)
+	return &Body{Size: n, Key: hex.EncodeToString(sum[:]), mem: mem}, nil
 }
 
 // Clean removes spool files left by a process that died; call it before

@@ -74,3 +74,58 @@ func TestClean(t *testing.T) {
 		t.Fatalf("files left after Clean: %v", left)
 	}
 }
+
+// sized is a reader that tells its size, as an IMAP literal does.
+type sized struct {
+	io.Reader
+	n int64
+}
+
+func (s sized) Size() int64 { return s.n }
+
+func TestReadSized(t *testing.T) {
+	dir := t.TempDir()
+	s := &Spool{Dir: dir, Threshold: 1024}
+	for _, tc := range []struct {
+		name    string
+		size    int
+		said    int64
+		onDisk  bool
+		wantErr bool
+	}{
+		{"empty", 0, 0, false, false},
+		{"small", 100, 100, false, false},
+		{"at threshold", 1024, 1024, false, false},
+		{"over: spooled as usual", 5000, 5000, true, false},
+		{"fewer bytes than said", 100, 120, false, true},
+		{"more bytes than said", 100, 80, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := bytes.Repeat([]byte("x\r\ny"), tc.size/4+1)[:tc.size]
+			b, err := s.Read(sized{bytes.NewReader(data), tc.said})
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("a reader that said %d bytes and gave %d was read without error", tc.said, tc.size)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Remove()
+			sum := sha256.Sum256(data)
+			if b.Key != hex.EncodeToString(sum[:]) || b.Size != int64(tc.size) || b.OnDisk() != tc.onDisk {
+				t.Fatalf("got key %s size %d onDisk %v", b.Key, b.Size, b.OnDisk())
+			}
+			r, err := b.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(r)
+			r.Close()
+			if !bytes.Equal(got, data) {
+				t.Fatalf("read back %d bytes, differ from the %d written", len(got), len(data))
+			}
+		})
+	}
+}
