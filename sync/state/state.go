@@ -25,8 +25,9 @@ import (
 
 // Store is an open state database. Safe for concurrent use.
 type Store struct {
-	db  *bolt.DB
-	now func() time.Time
+	db    *bolt.DB
+	now   func() time.Time
+	batch *committer // group commits of the checkpoint marks (batch.go)
 }
 
 var (
@@ -61,14 +62,15 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("prepare state database: %w", err)
 	}
-	// Uploads finish a few milliseconds apart: a shorter wait than the
-	// default 10 ms still merges their marks into few fsyncs.
-	db.MaxBatchDelay = 2 * time.Millisecond
-	return &Store{db: db, now: time.Now}, nil
+	return &Store{db: db, now: time.Now, batch: newCommitter(db)}, nil
 }
 
-// Close closes the database; pending writes are already durable.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the database; pending writes are already durable. No
+// method may be called during or after Close.
+func (s *Store) Close() error {
+	s.batch.close()
+	return s.db.Close()
+}
 
 // FolderKey names one synced folder of one account by its role.
 type FolderKey struct {
@@ -165,7 +167,7 @@ type Rejection struct {
 // that record (it was delivered after all).
 func (s *Store) MarkDone(k FolderKey, uidvalidity, uid uint32, o Outcome, rej *Rejection) error {
 	now := s.now()
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.batch.do(func(tx *bolt.Tx) error {
 		var f Folder
 		v := tx.Bucket(bFolders).Get(k.bytes())
 		if v == nil {
