@@ -175,6 +175,9 @@ type Client struct {
 	token   string
 	http    *http.Client
 	silence time.Duration
+	// The values every request carries, made once.
+	userAgent []string
+	bearer    []string
 }
 
 // UserAgent is the User-Agent of every request.
@@ -232,7 +235,8 @@ func New(o Options) (*Client, error) {
 		// Never follow: the 3xx itself comes back and classify refuses it.
 		return http.ErrUseLastResponse
 	}}
-	return &Client{base: strings.TrimRight(o.BaseURL, "/"), token: o.Token, http: hc, silence: silence}, nil
+	return &Client{base: strings.TrimRight(o.BaseURL, "/"), token: o.Token, http: hc, silence: silence,
+		userAgent: []string{UserAgent()}, bearer: []string{"Bearer " + o.Token}}, nil
 }
 
 // Close releases idle connections.
@@ -296,15 +300,16 @@ func (c *Client) Upload(ctx context.Context, m Message) error {
 		return err
 	}
 	defer body.Close()
-	h := http.Header{}
-	h.Set("Idempotency-Key", m.Key)
-	h.Set("Relay-Account", m.Account)
-	h.Set("Relay-Mailbox", m.Mailbox)
-	h.Set("Relay-Folder", url.PathEscape(m.Folder))
-	h.Set("Relay-UID", strconv.FormatUint(uint64(m.UID), 10))
-	h.Set("Relay-UIDValidity", strconv.FormatUint(uint64(m.UIDValidity), 10))
-	h.Set("Relay-Internal-Date", m.InternalDate.Format(time.RFC3339))
-	h.Set("Relay-Flags", strings.Join(m.Flags, " "))
+	// Keys in canonical form, set directly: no per-request canonicalising.
+	h := make(http.Header, 12)
+	h["Idempotency-Key"] = []string{m.Key}
+	h["Relay-Account"] = []string{m.Account}
+	h["Relay-Mailbox"] = []string{m.Mailbox}
+	h["Relay-Folder"] = []string{url.PathEscape(m.Folder)}
+	h["Relay-Uid"] = []string{strconv.FormatUint(uint64(m.UID), 10)}
+	h["Relay-Uidvalidity"] = []string{strconv.FormatUint(uint64(m.UIDValidity), 10)}
+	h["Relay-Internal-Date"] = []string{m.InternalDate.Format(time.RFC3339)}
+	h["Relay-Flags"] = []string{strings.Join(m.Flags, " ")}
 	resp, err := c.do(ctx, "POST", "/v1/messages", "message/rfc822", body, m.Size, h, true)
 	if err != nil {
 		return err
@@ -442,9 +447,9 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Rea
 		req.Body = http.NoBody
 	}
 	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("User-Agent", UserAgent())
+	req.Header["User-Agent"] = c.userAgent
 	if auth {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+		req.Header["Authorization"] = c.bearer
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
