@@ -3,9 +3,9 @@
 
 GO      ?= go
 BIN     := bin/inboxrelay
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/inboxrelay/inboxrelay/sync/version.Version=$(VERSION)
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The version is written once, in FyneApp.toml ([Details] Version): the
+# binary embeds it, and the packages ask the binary.
 
 # Debian packages: what building and running the app needs, and what the
 # tests add (a real Dovecot, a real keychain on a private D-Bus, a headless
@@ -19,14 +19,15 @@ DEPS_RUN  := gcc pkg-config libgl1-mesa-dev xorg-dev dbus dbus-x11 gnome-keyring
 UNPACKED  := cyrus-common cyrus-imapd courier-imap courier-base courier-authlib courier-authdaemon courier-authlib-userdb
 DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool imagemagick \
 	sasl2-bin perl util-linux mount \
-	dante-server libglib2.0-bin gsettings-desktop-schemas
+	dante-server libglib2.0-bin gsettings-desktop-schemas \
+	gcc-mingw-w64-x86-64 desktop-file-utils
 
-.PHONY: all build run test bench bench-micro deps-run deps-test deps-bench install-libs vet clean
+.PHONY: all build run test bench bench-micro deps-run deps-test deps-bench install-libs vet clean package build-windows
 
 all: build
 
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
+	$(GO) build -o $(BIN) .
 
 # install-missing PACKAGES: apt-get install only what dpkg does not have.
 define install-missing
@@ -74,7 +75,7 @@ run: deps-run build
 vet:
 	$(GO) vet ./...
 
-test: deps-test vet
+test: deps-test vet build-windows
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 # Benchmarks measure; they never gate. `make bench` prints issue 12's table
@@ -100,5 +101,40 @@ bench: deps-test deps-bench build
 bench-micro: deps-test
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $$($(GO) list ./... | grep -v /servertest/bench)
 
+# The Windows binary, cross-compiled with Debian's mingw-w64 (installed by
+# deps-test), so that a change that breaks Windows fails here. The engine's
+# packages are vetted for macOS too (the app itself needs Apple's SDK:
+# README.md, "Building for macOS and Windows").
+build-windows:
+	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc $(GO) build -o bin/inboxrelay.exe .
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./sync/... ./keychain/...
+
+# Packages: a .deb (nfpm) and a tarball of the same tree in $(DIST), with
+# the binary, the .desktop file, the icon, the systemd user unit (not
+# enabled), the README, the IT guide, an example policy, and the macOS
+# LaunchAgent and Windows task for reference. The tree is staged once in
+# $(STAGE); both archives are made from it.
+DIST  ?= dist
+STAGE ?= build/stage
+NFPM  := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+package: deps-run
+	rm -rf $(STAGE)
+	mkdir -p $(DIST) $(STAGE)/usr/bin
+	CGO_ENABLED=1 $(GO) build -o $(STAGE)/usr/bin/inboxrelay .
+	install -Dm644 assets/packaging/inboxrelay.desktop $(STAGE)/usr/share/applications/com.inboxrelay.app.desktop
+	install -Dm644 assets/app.png $(STAGE)/usr/share/icons/hicolor/64x64/apps/com.inboxrelay.app.png
+	install -Dm644 assets/packaging/inboxrelay.service $(STAGE)/usr/lib/systemd/user/inboxrelay.service
+	install -Dm644 README.md $(STAGE)/usr/share/doc/inboxrelay/README.md
+	install -Dm644 docs/it-guide.md $(STAGE)/usr/share/doc/inboxrelay/it-guide.md
+	install -Dm644 assets/packaging/policy.example.toml $(STAGE)/usr/share/doc/inboxrelay/policy.example.toml
+	install -Dm644 assets/packaging/com.inboxrelay.run.plist $(STAGE)/usr/share/doc/inboxrelay/examples/com.inboxrelay.run.plist
+	install -Dm644 assets/packaging/inboxrelay-task.xml $(STAGE)/usr/share/doc/inboxrelay/examples/inboxrelay-task.xml
+	@v=$$($(STAGE)/usr/bin/inboxrelay version | cut -d' ' -f2); arch=$$($(GO) env GOARCH); \
+	echo "packaging inboxrelay $$v ($$arch) into $(DIST)"; \
+	cd $(STAGE) && VERSION=$$v ARCH=$$arch $(GO) run $(NFPM) package -f $(abspath assets/packaging/nfpm.yaml) \
+		-p deb -t $(abspath $(DIST))/inboxrelay_$${v}_$$arch.deb && cd $(CURDIR) && \
+	tar -C $(STAGE) --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+		--transform "s,^\.,inboxrelay-$$v," -czf $(DIST)/inboxrelay_$${v}_linux_$$arch.tar.gz .
+
 clean:
-	rm -rf bin
+	rm -rf bin build dist

@@ -4,15 +4,29 @@
 package main
 
 import (
+	_ "embed"
+	"fmt"
 	"os"
 
 	"github.com/inboxrelay/inboxrelay/app/cli"
 	"github.com/inboxrelay/inboxrelay/app/gui"
 	"github.com/inboxrelay/inboxrelay/app/initlog"
+	"github.com/inboxrelay/inboxrelay/sync/version"
 )
+
+// fyneApp is FyneApp.toml: the one place the version is written.
+//
+//go:embed FyneApp.toml
+var fyneApp []byte
 
 func main() {
 	initlog.Done()
+	v, err := version.FromFyneApp(fyneApp)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	version.Version = v
 	if gui.IsGUI(os.Args[1:]) {
 		os.Exit(gui.Main(os.Args[1:], os.Stderr))
 	}

@@ -141,6 +141,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"diagnose": e.diagnose,
 		"policy":   e.policy,
 		"proxy":    e.proxy,
+
+		"support-bundle": e.supportBundle,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

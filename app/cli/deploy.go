@@ -15,6 +15,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/netdial"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
+	"github.com/inboxrelay/inboxrelay/sync/support"
 )
 
 // refuseLocked refuses a change of settings IT's policy locks, naming the
@@ -148,4 +149,27 @@ func (e *env) policy(args []string) error {
 		return enc.Encode(rep)
 	}
 	return rep.Print(e.stdout)
+}
+
+// supportBundle writes the support bundle (sync/support).
+func (e *env) supportBundle(args []string) error {
+	fs := flags("support-bundle")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("support-bundle needs the file to write, such as inboxrelay-support.zip")
+	}
+	out, err := absPath(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintln(e.stdout, "checking the connections of every account (up to a minute)…")
+	if err := support.WriteFile(ctx, out, support.Options{Home: e.home, IT: e.it}); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wrote %s: versions, settings, status, connection checks and logs; no password, token or message\n", out)
+	return nil
 }

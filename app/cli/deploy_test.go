@@ -1,10 +1,12 @@
 package cli_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -328,4 +330,88 @@ func TestMalformedPolicyStops(t *testing.T) {
 	if r := w.mustRun("", "version"); !strings.HasPrefix(r.stdout, "inboxrelay ") {
 		t.Errorf("version: %q", r.stdout)
 	}
+}
+
+// The support bundle says what support needs and nothing secret: no
+// mailbox password, device token, proxy login, pairing code or message
+// content, even with debug logs and a proxy that wants a login.
+func TestSupportBundleHasNoSecret(t *testing.T) {
+	const proxyUser, proxyPassword = "jdoe-proxy", "Pr0xy-Secret-0451"
+	p := proxytest.StartHTTP(t, proxytest.HTTPOptions{User: proxyUser, Password: proxyPassword})
+	c := newCorp(t, proxytest.FromHTTP, proxytest.FromHTTP, p.URL, p.URL, "")
+	code := policyCode(t, c.policyPath)
+	marker := "BODY-MARKER-" + fmt.Sprint(time.Now().UnixNano())
+	msg := []byte("From: customer@client.test\r\nTo: " + c.email + "\r\nSubject: Question\r\nMessage-ID: <m1@client.test>\r\n\r\n" + marker + "\r\n")
+	c.dovecot.Append(t, c.email, "INBOX", msg, time.Now())
+
+	c.mustRun(proxyPassword+"\n", "proxy", "login", "--username", proxyUser, "--password-stdin")
+	c.mustRun(c.password+"\n", "account", "password", "--email", c.email, "--password-stdin")
+	c.mustRun("", "sync", "--once")
+	c.checkAllStoredOnce([][]byte{msg})
+	c.noDirectTraffic()
+
+	out := filepath.Join(t.TempDir(), "bundle.zip")
+	r := c.mustRun("", "support-bundle", out)
+	if !strings.Contains(r.stdout, "wrote "+out) {
+		t.Fatalf("support-bundle: %s", r.stdout)
+	}
+	files := unzip(t, out)
+	token := ""
+	if kc := c.rig.Keychain; kc != nil {
+		token, _ = kc.Get("device-token")
+	}
+	if token == "" {
+		t.Fatal("no device token in the keychain after pairing")
+	}
+	secrets := map[string]string{"the mailbox password": c.password, "the device token": token, "the proxy's password": proxyPassword,
+		"the pairing code": code, "the message body": marker}
+	for name, data := range files {
+		for what, s := range secrets {
+			if bytes.Contains(data, []byte(s)) {
+				t.Errorf("%s holds %s", name, what)
+			}
+		}
+	}
+	// And it holds what support needs.
+	for name, want := range map[string]string{
+		"about.txt":     "Inbox Relay ",
+		"settings.json": `"key": "platform.proxy"`,
+		"config.json":   c.email,
+		"policy.toml":   "pairing_code = \"(removed from the support bundle)\"",
+		"status.json":   c.email,
+		"diagnose-" + strings.ToLower(c.email) + ".json": `"step": "login"`,
+		"logs/inboxrelay.log":                            "level=INFO msg=relaying",
+	} {
+		if !bytes.Contains(files[name], []byte(want)) {
+			t.Errorf("%s does not hold %q:\n%s", name, want, files[name])
+		}
+	}
+	var rep struct{ Status string }
+	json.Unmarshal(files["diagnose-"+strings.ToLower(c.email)+".json"], &rep)
+	if rep.Status == "fail" {
+		t.Errorf("the bundle's connection check failed through the proxy:\n%s", files["diagnose-"+strings.ToLower(c.email)+".json"])
+	}
+}
+
+func unzip(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	files := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f.Name] = b
+	}
+	return files
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/netdial"
 	"github.com/inboxrelay/inboxrelay/sync/policy"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/settings"
 )
 
 // ProxyLoginKey is the keychain key of the login for the proxy at
@@ -187,3 +188,14 @@ func (r *Runner) MailContext(ctx context.Context) (context.Context, error) {
 
 // IT returns the policy file the runner was opened with; nil when none.
 func (r *Runner) IT() *policy.Policy { return r.o.IT }
+
+// PlatformLayer returns the platform's settings as last received (the
+// platform layer of sync/settings), for reports made while the runner
+// holds the state database (support.Options.Platform).
+func (r *Runner) PlatformLayer() (settings.Values, error) {
+	st, err := r.store.Settings()
+	if err != nil {
+		return settings.Values{}, err
+	}
+	return st.Layer(), nil
+}
