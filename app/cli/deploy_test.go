@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -414,4 +415,34 @@ func unzip(t *testing.T, path string) map[string][]byte {
 		files[f.Name] = b
 	}
 	return files
+}
+
+// The policy's ca_file is what makes the platform trusted (its CA is in
+// no system store here); without it pairing fails on the certificate, and
+// the code is not spent by that failure.
+func TestPolicyCAFileForThePlatform(t *testing.T) {
+	p := proxytest.StartHTTP(t, proxytest.HTTPOptions{})
+	c := newCorp(t, proxytest.FromHTTP, proxytest.FromHTTP, p.URL, p.URL, "")
+	b, err := os.ReadFile(c.policyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without := regexp.MustCompile(`(?m)^ca_file = .*$`).ReplaceAll(b, nil)
+	if bytes.Equal(without, b) {
+		t.Fatal("the policy has no ca_file to remove")
+	}
+	os.WriteFile(c.policyPath, without, 0o644)
+	r := c.run("", "run")
+	if r.code != 1 || !strings.Contains(r.stderr, "certificate") {
+		t.Fatalf("run without the platform's CA: exit %d\n%s", r.code, r.stderr)
+	}
+	if len(c.platform.Devices()) != 0 {
+		t.Fatal("paired with an untrusted platform")
+	}
+	os.WriteFile(c.policyPath, b, 0o644)
+	c.mustRun(c.password+"\n", "account", "password", "--email", c.email, "--password-stdin")
+	c.mustRun("", "sync", "--once")
+	if len(c.platform.Devices()) != 1 {
+		t.Fatalf("with the CA file: %d devices, want 1 (the code was not spent by the failure)", len(c.platform.Devices()))
+	}
 }

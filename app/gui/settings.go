@@ -77,6 +77,16 @@ func (u *UI) ShowSettings() {
 	w.Show()
 }
 
+// source says who sets k when the user cannot (words.Source), naming IT's
+// policy file for what it locks.
+func (u *UI) source(eff settings.Effective, k settings.Key) string {
+	h := words.Source(eff, k)
+	if eff.Locked(k) && u.last.PolicyPath != "" {
+		h = strings.TrimSuffix(h, ".") + " (" + u.last.PolicyPath + ")."
+	}
+	return h
+}
+
 func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 	eff := u.last.Settings
 	set := func(change settings.Values) {
@@ -123,7 +133,7 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 	add := func(label string, w fyne.Disableable, k settings.Key, hint string) *widget.FormItem {
 		it := widget.NewFormItem(label, w.(fyne.CanvasObject))
 		it.HintText = hint
-		if who := words.Source(eff, k); who != "" {
+		if who := u.source(eff, k); who != "" {
 			w.Disable()
 			it.HintText = strings.TrimSpace(who + " " + hint)
 		}

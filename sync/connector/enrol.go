@@ -179,43 +179,44 @@ func sameAccount(a, b config.Account) bool {
 // this home never sent, pairs with it: once. The code's outcome is
 // recorded before Enrol returns, so a spent or refused code is never sent
 // again (a *SpentCodeError says so). A temporary failure (the platform
-// unreachable) records nothing: the next call tries again. A nil policy
-// does nothing. The caller holds the home's lock.
-func Enrol(ctx context.Context, home config.Home, pol *policy.Policy) error {
+// unreachable) records nothing: the next call tries again. It returns the
+// device id when it paired now, "" otherwise. A nil policy does nothing.
+// The caller holds the home's lock.
+func Enrol(ctx context.Context, home config.Home, pol *policy.Policy) (string, error) {
 	if pol == nil {
-		return nil
+		return "", nil
 	}
 	if _, err := ApplyPolicy(home, pol); err != nil {
-		return err
+		return "", err
 	}
 	if pol.Platform.PairingCode == "" {
-		return nil
+		return "", nil
 	}
 	cfg, err := home.Load()
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !strings.EqualFold(cfg.Platform.URL, pol.Platform.URL) {
-		return nil // the user paired elsewhere (the platform is not locked)
+		return "", nil // the user paired elsewhere (the platform is not locked)
 	}
 	kc, err := keychain.New(home.Dir)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if cfg.Platform.DeviceID != "" {
 		if _, err := kc.Get(keychain.DeviceTokenKey); err == nil {
-			return nil // paired
+			return "", nil // paired
 		} else if !errors.Is(err, keychain.ErrNotFound) {
-			return err
+			return "", err
 		}
 	}
 	rec, err := LoadEnrolment(home)
 	if err != nil {
-		return err
+		return "", err
 	}
 	h := codeHash(pol.Platform.URL, pol.Platform.PairingCode)
 	if i := slices.IndexFunc(rec.Codes, func(u UsedCode) bool { return u.SHA256 == h }); i >= 0 {
-		return &SpentCodeError{Path: pol.Path, Used: rec.Codes[i], Refused: rec.Codes[i].Outcome == "refused"}
+		return "", &SpentCodeError{Path: pol.Path, Used: rec.Codes[i], Refused: rec.Codes[i].Outcome == "refused"}
 	}
 	id, err := Pair(ctx, home, PairOptions{URL: cfg.Platform.URL, Code: pol.Platform.PairingCode, CAFile: cfg.Platform.CAFile, Proxy: cfg.Platform.Proxy,
 		ProxySource: proxySource(cfg, pol)})
@@ -226,14 +227,14 @@ func Enrol(ctx context.Context, home config.Home, pol *policy.Policy) error {
 	case errors.Is(err, relay.ErrBadCode):
 		used.Outcome = "refused"
 	default:
-		return fmt.Errorf("pair with the platform named by the policy: %w", err)
+		return "", fmt.Errorf("pair with the platform named by the policy: %w", err)
 	}
 	rec.Codes = append(rec.Codes, used)
 	if serr := saveEnrolment(home, rec); serr != nil {
-		return serr
+		return "", serr
 	}
 	if err != nil {
-		return &SpentCodeError{Path: pol.Path, Used: used, Refused: true}
+		return "", &SpentCodeError{Path: pol.Path, Used: used, Refused: true}
 	}
-	return nil
+	return id, nil
 }

@@ -268,8 +268,12 @@ func (r *Runner) runEngine(ctx context.Context) error {
 // build enrols the home from IT's policy, finds the route to the mail
 // servers and builds the engine.
 func (r *Runner) build(ctx context.Context) (*engine.Engine, netdial.Route, error) {
-	if err := Enrol(ctx, r.home, r.o.IT); err != nil {
+	id, err := Enrol(ctx, r.home, r.o.IT)
+	if err != nil {
 		return nil, netdial.Route{}, err
+	}
+	if id != "" {
+		r.log.Info("paired with the platform named by IT's policy, with its one-time code", "device", id, "policy", r.o.IT.Path)
 	}
 	route, err := MailRoute(r.home, r.o.IT)
 	if err != nil {
@@ -467,6 +471,9 @@ type Status struct {
 	// Paused is the set of reasons relaying is paused for (the Runner's;
 	// the engine's snapshot follows it).
 	Paused engine.PauseReason
+	// PolicyPath is IT's policy file, "" when there is none: front ends
+	// name it beside what it locks.
+	PolicyPath string
 }
 
 // Status returns where everything stands now. It reads config.json and
@@ -492,6 +499,9 @@ func (r *Runner) Status() Status {
 		st.Settings = eff
 	} else {
 		st.Settings = settings.Resolve(settings.Layers{User: cfg.Settings})
+	}
+	if r.o.IT != nil {
+		st.PolicyPath = r.o.IT.Path
 	}
 	if eng != nil {
 		st.Engine = eng.Snapshot()

@@ -212,7 +212,7 @@ func (r *runner) platformTLS(ctx context.Context, s *stepStart, u *url.URL, caFi
 	switch {
 	case err != nil && inspected:
 		r.fail(s, CauseTLSInspection, fmt.Sprintf("a TLS-inspecting proxy re-signs the connection to the platform (issuer %q instead of the platform's own)", issuer),
-			fmt.Sprintf("Ask IT for the inspecting proxy's CA certificate and pair again with --ca-file FILE, or ask them to exempt %s from inspection.", u.Hostname()))
+			fmt.Sprintf("Ask IT for the inspecting proxy's CA certificate (the policy's [platform] ca_file, or pair again with --ca-file FILE), or ask them to exempt %s from inspection.", u.Hostname()))
 		return false
 	case err != nil:
 		r.fail(s, CausePlatformUntrusted, fmt.Sprintf("the platform's certificate (issuer %q) is not trusted: %v", issuer, cve.Err),
