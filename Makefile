@@ -134,7 +134,7 @@ package: deps-run
 	echo "packaging inboxrelay $$v ($$arch) into $(DIST)"; \
 	cd $(STAGE) && VERSION=$$v ARCH=$$arch $(GO) run $(NFPM) package -f $(abspath assets/packaging/nfpm.yaml) \
 		-p deb -t $(abspath $(DIST))/inboxrelay_$${v}_$$arch.deb && cd $(CURDIR) && \
-	tar -C $(STAGE) --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+	tar -C $(STAGE) --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
 		--transform "s,^\.,inboxrelay-$$v," -czf $(DIST)/inboxrelay_$${v}_linux_$$arch.tar.gz .
 
 clean:
