@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -445,4 +446,42 @@ func TestPolicyCAFileForThePlatform(t *testing.T) {
 	if len(c.platform.Devices()) != 1 {
 		t.Fatalf("with the CA file: %d devices, want 1 (the code was not spent by the failure)", len(c.platform.Devices()))
 	}
+}
+
+// A proxy login given when pairing goes to the keychain, never to
+// config.json; the engine then reaches the platform through the proxy
+// with it.
+func TestPairProxyLoginGoesToTheKeychain(t *testing.T) {
+	const user, password = "bob", "Pr0xy-Pa55-for-pairing"
+	p := proxytest.StartHTTP(t, proxytest.HTTPOptions{User: user, Password: password})
+	w := newWorld(t, dovecottest.Options{})
+	w.mustRun("", "pair", "--platform", w.platform.URL(), "--code", w.platform.NewPairingCode(), "--ca-file", w.caFile,
+		"--proxy", proxytest.ProxyURL(p.URL, user, password))
+	cfg, err := os.ReadFile(filepath.Join(w.home, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(cfg, []byte(password)) || !bytes.Contains(cfg, []byte(p.Addr)) {
+		t.Fatalf("config.json holds the proxy's password, or not the proxy:\n%s", cfg)
+	}
+	if r := w.addAccount("--trust-fingerprint", w.dovecot.Fingerprint); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	msg := message(1, 900)
+	w.dovecot.Append(t, w.email, "INBOX", msg, time.Now())
+	refusedBefore := p.Refusals()
+	w.mustRun("", "sync", "--once")
+	w.checkAllStoredOnce([][]byte{msg})
+	if len(p.Tunnels()) < 2 || p.Refusals() != refusedBefore {
+		t.Fatalf("tunnels %v, refusals %d: the engine did not go through the proxy with the stored login", p.Tunnels(), p.Refusals())
+	}
+	w.checkNoSecretOnDisk()
+	filepath.WalkDir(w.home, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(password)) {
+				t.Errorf("%s holds the proxy's password", path)
+			}
+		}
+		return nil
+	})
 }

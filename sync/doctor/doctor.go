@@ -248,7 +248,7 @@ func Run(ctx context.Context, o Options) *Report {
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver
 	}
-	r := &runner{o: o, rep: &Report{Schema: Schema, Account: o.Account.Email, Started: time.Now().UTC().Truncate(time.Second)}}
+	r := &runner{o: o, route: netdial.RouteFrom(ctx), rep: &Report{Schema: Schema, Account: o.Account.Email, Started: time.Now().UTC().Truncate(time.Second)}}
 	pol, err := trust.NewPolicy(o.Account.MinTLS, o.Account.TrustPins(), o.Roots)
 	if o.Account.IMAP.Host != "" || o.Account.SMTP.Host != "" {
 		if err != nil {
@@ -282,9 +282,10 @@ func Run(ctx context.Context, o Options) *Report {
 
 // runner holds one Run.
 type runner struct {
-	o   Options
-	rep *Report
-	red *redact.Secrets // built on first use by clean
+	o     Options
+	route netdial.Route // how the mail servers are reached (netdial.Dial)
+	rep   *Report
+	red   *redact.Secrets // built on first use by clean
 }
 
 // stepStart is a step under way.
@@ -317,6 +318,7 @@ func (r *runner) end(s stepStart) bool {
 	if s.Status == Running {
 		s.Status = OK
 	}
+	r.nameProxy(&s.Step)
 	s.Duration = float64(time.Since(s.began).Microseconds()) / 1000
 	st := r.clean(s.Step)
 	r.rep.Steps = append(r.rep.Steps, st)
@@ -324,6 +326,21 @@ func (r *runner) end(s stepStart) bool {
 		r.o.Progress(st)
 	}
 	return st.Status != Fail
+}
+
+// nameProxy adds the proxy a mail server's step went through to its facts
+// (the DNS and TCP steps name it themselves), so that every step says it.
+func (r *runner) nameProxy(s *Step) {
+	if s.Target != TargetIMAP && s.Target != TargetSMTP || s.Fact("proxy") != "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(s.Server)
+	if err != nil {
+		return
+	}
+	if p := r.route.For(host); p != nil {
+		s.Facts = append(s.Facts, Fact{"proxy", p.String()})
+	}
 }
 
 // skip records the steps of target that did not run.

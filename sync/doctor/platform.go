@@ -66,6 +66,7 @@ func (r *runner) checkPlatform(ctx context.Context) {
 	}
 
 	s = r.begin(TargetPlatform, StepTLS, titles[StepTLS], server)
+	s.fact("proxy", choice.String())
 	if !r.platformTLS(ctx, &s, u, p.CAFile, proxy) {
 		r.end(s)
 		r.skip(TargetPlatform, server, StepPairing)
@@ -74,6 +75,7 @@ func (r *runner) checkPlatform(ctx context.Context) {
 	r.end(s)
 
 	s = r.begin(TargetPlatform, StepPairing, titles[StepPairing], server)
+	s.fact("proxy", choice.String())
 	if p.DeviceID != "" {
 		s.fact("device", p.DeviceID)
 	}

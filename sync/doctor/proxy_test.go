@@ -100,6 +100,12 @@ func TestDoctorThroughCONNECTProxy(t *testing.T) {
 			t.Errorf("%s login %s: %s", target, login.Status, login.Summary)
 		}
 	}
+	// Every step names the proxy.
+	for _, s := range rep.Steps {
+		if s.Target != doctor.TargetPlatform && !strings.Contains(s.Fact("proxy"), p.URL) {
+			t.Errorf("%s/%s does not name the proxy: %v", s.Target, s.ID, s.Facts)
+		}
+	}
 	if n := len(p.Tunnels()); n < 2 {
 		t.Fatalf("the proxy carried %d tunnels: %v", n, p.Tunnels())
 	}
