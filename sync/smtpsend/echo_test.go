@@ -3,6 +3,7 @@ package smtpsend_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +43,8 @@ func TestNoPasswordInErrorsFromEchoingServer(t *testing.T) {
 						if err != nil {
 							t.Fatalf("login: %v", err)
 						}
-						_, _, err = c.Send(user, []string{"bob@client.test"}, []byte("Subject: x\r\n\r\nx\r\n"))
+						msg := "Subject: x\r\n\r\nx\r\n"
+						_, _, err = c.Send(user, []string{"bob@client.test"}, strings.NewReader(msg), int64(len(msg)))
 						c.Close()
 						var se *smtp.SMTPError
 						if !errors.As(err, &se) || se.Code != 550 {
