@@ -75,6 +75,7 @@ type Options struct {
 	// deliver is tried again (SyncNow tries at once); 24 h.
 	RetryUndeliverable time.Duration
 	Now                func() time.Time
+	Outbox             OutboxOptions // sending for the platform
 }
 
 // Engine relays the accounts of one home. Its methods are safe for

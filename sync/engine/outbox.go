@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -11,13 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
 	"github.com/inboxrelay/inboxrelay/sync/backoff"
-	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/imapsync"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
 	"github.com/inboxrelay/inboxrelay/sync/smtpsend"
@@ -25,276 +24,736 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
-// outbox sends what the platform asks, one item at a time, over one SMTP
-// and one IMAP connection per account that it opens when needed and closes
-// when the outbox is empty.
+// OutboxOptions tune the outbox. Zero fields take the defaults shown.
+type OutboxOptions struct {
+	MaxRecipients int   // envelope recipients of one item; 100
+	MaxMessage    int64 // bytes of one message; relay.DefaultMaxOutboxMessage
+	// RetryFor is how long a message the mail server keeps refusing
+	// temporarily (4xx, or a connection that breaks during its
+	// transaction) is tried again before it is reported failed; 72 h.
+	RetryFor time.Duration
+	SMTP     smtpsend.Timeouts // each SMTP step; Step and Stall default to Options.Silence
+	// IMAPStep is how long the IMAP server may stay silent in any step of
+	// filing the copy in Sent (connect, log in, look for it, append it);
+	// Options.Silence.
+	IMAPStep time.Duration
+	// Now and After are the outbox's clock: time.Now (or Options.Now) and
+	// time.After unless a test injects its own. Every wait of the outbox
+	// schedule (backoff, Retry-After) goes through After.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
+}
+
+// maxRetryAfter caps how long a platform's Retry-After can hold the outbox.
+const maxRetryAfter = time.Hour
+
+// maxFileTries is how many times filing the copy in Sent is tried before
+// the item is reported sent without it.
+const maxFileTries = 8
+
+// outbox sends what the platform asks. Every item has its own schedule
+// (state.OutboxItem.NextAttempt and Retries, stored) and every account its
+// own sender, with its own SMTP and IMAP connections: an item that cannot
+// go now waits alone, an account that cannot send delays no other.
 //
 // Every step is stored before it is taken (state.OutboxState), so that
 // after a crash an item is never sent a second time blindly and its copy is
 // never filed twice in Sent.
 type outbox struct {
 	e     *Engine
+	o     OutboxOptions
 	dir   string
-	smtp  map[string]*smtpsend.Client
-	imap  map[string]*imapsync.Conn
 	trust map[string]*trust.Policy
+
+	ctx     context.Context // of run, for senders started later
+	mu      gosync.Mutex
+	senders map[string]*sender // by lowercased account
+	live    bool               // Run mode: a new sender starts at once
+	wg      gosync.WaitGroup
 }
 
 func newOutbox(e *Engine) *outbox {
-	ob := &outbox{e: e, dir: filepath.Join(e.o.Home.Dir, "outbox"),
-		smtp: map[string]*smtpsend.Client{}, imap: map[string]*imapsync.Conn{}, trust: map[string]*trust.Policy{}}
+	o := e.o.Outbox
+	if o.MaxRecipients <= 0 {
+		o.MaxRecipients = 100
+	}
+	if o.MaxMessage <= 0 {
+		o.MaxMessage = relay.DefaultMaxOutboxMessage
+	}
+	if o.RetryFor <= 0 {
+		o.RetryFor = 72 * time.Hour
+	}
+	if o.IMAPStep <= 0 {
+		o.IMAPStep = e.o.Silence
+	}
+	if o.SMTP.Step <= 0 {
+		o.SMTP.Step = e.o.Silence
+	}
+	if o.SMTP.Stall <= 0 {
+		o.SMTP.Stall = e.o.Silence
+	}
+	if o.Now == nil {
+		o.Now = e.o.Now
+	}
+	if o.After == nil {
+		o.After = time.After
+	}
+	ob := &outbox{e: e, o: o, dir: filepath.Join(e.o.Home.Dir, "outbox"),
+		trust: map[string]*trust.Policy{}, senders: map[string]*sender{}}
 	for _, f := range e.folders {
 		ob.trust[f.key.Account] = f.trust
 	}
 	return ob
 }
 
-// errLater means the item stays queued and is tried again later.
-var errLater = errors.New("not sent yet; will retry")
-
-// run polls the platform's outbox until ctx ends; in Once mode it handles
-// what the outbox holds now and returns an error naming what is left.
+// run polls the platform's outbox and sends until ctx ends; in Once mode
+// it handles what the outbox holds now, waiting for retries only within
+// Options.GiveUpAfter, and returns an error naming what is left.
 func (ob *outbox) run(ctx context.Context) error {
-	defer ob.closeAll()
+	ob.ctx = ctx
+	defer ob.wg.Wait()
 	if err := ob.e.settingsReady(ctx); err != nil { // send_as must be known
 		return nil
 	}
-	left := ob.resume(ctx)
-	if ob.e.o.Once {
-		items, err := ob.e.platform.Load().Outbox(ctx, 0)
-		if err != nil {
-			return fmt.Errorf("outbox: %w", err)
+	if err := os.MkdirAll(ob.dir, 0o700); err != nil {
+		return fmt.Errorf("outbox folder: %w", err)
+	}
+	ob.load()
+	if !ob.e.o.Once {
+		ob.mu.Lock()
+		ob.live = true
+		for _, s := range ob.senders {
+			ob.start(s)
 		}
-		for _, it := range items {
-			if ob.handle(ctx, it) != nil {
-				left++
-			}
-		}
-		if left > 0 {
-			return fmt.Errorf("%d outbox items could not be sent or reported yet; they are retried next time", left)
-		}
+		ob.mu.Unlock()
+		ob.poll(ctx)
 		return nil
 	}
-	for attempt := 0; ctx.Err() == nil; {
-		if err := ob.e.gate(ctx); err != nil {
-			return nil
+	var pollErr error
+	pc := ob.e.platform.Load()
+	items, err := pc.Outbox(ctx, relay.OutboxOptions{Dir: ob.dir, MaxMessage: ob.o.MaxMessage, Stall: ob.o.SMTP.Stall})
+	if err != nil {
+		if errors.Is(err, relay.ErrUnauthorized) {
+			ob.e.platform.refusedBy(pc)
 		}
-		if err := ob.e.waitPlatform(ctx); err != nil {
-			return nil
-		}
-		pc, woken := ob.e.platform.Load(), ob.e.woken()
-		items, err := pc.Outbox(ctx, ob.e.o.OutboxWait)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, relay.ErrUnauthorized) {
-				ob.e.platform.refusedBy(pc)
-				continue
-			}
-			ob.e.log.Warn("outbox poll", "err", err)
-			ob.e.sleep(ctx, ob.e.o.Backoff.Delay(attempt), woken)
-			attempt++
-			continue
-		}
-		attempt = 0
-		for _, it := range items {
-			ob.handle(ctx, it)
-		}
-		if len(items) == 0 {
-			ob.closeAll()
-			ob.resume(ctx) // items that were waiting on a temporary failure
-		}
+		pollErr = fmt.Errorf("outbox: %w", err)
 	}
-	return nil
+	for _, it := range items {
+		ob.intake(it)
+	}
+	horizon := ob.o.Now().Add(ob.e.o.GiveUpAfter)
+	var left atomic.Int64
+	ob.mu.Lock()
+	for _, s := range ob.senders {
+		ob.wg.Add(1)
+		go func() { defer ob.wg.Done(); left.Add(int64(s.runOnce(ctx, horizon))) }()
+	}
+	ob.mu.Unlock()
+	ob.wg.Wait()
+	if n := left.Load(); n > 0 {
+		return errors.Join(pollErr, fmt.Errorf("%d outbox items could not be sent or reported yet; they are retried next time", n))
+	}
+	return pollErr
 }
 
-// resume carries on with every item a previous run left unfinished and
-// returns how many are still unfinished.
-func (ob *outbox) resume(ctx context.Context) int {
-	items, err := ob.e.o.Store.OutboxItems()
+// load takes up every item a previous run left unfinished, and clears the
+// outbox folder of files no item needs.
+func (ob *outbox) load() {
+	store := ob.e.o.Store
+	store.PruneOutbox(ob.o.Now().Add(-30 * 24 * time.Hour))
+	items, err := store.OutboxItems()
 	if err != nil {
 		ob.e.log.Warn("read the outbox state", "err", err)
-		return 0
 	}
-	left := 0
+	keep := map[string]bool{}
 	for _, rec := range items {
 		if rec.Reported {
 			continue
 		}
-		if ob.advance(ctx, rec) != nil {
-			left++
+		if rec.File != "" {
+			keep[filepath.Base(rec.File)] = true
+		}
+		ob.dispatch(rec)
+	}
+	ents, _ := os.ReadDir(ob.dir)
+	for _, de := range ents {
+		if !keep[de.Name()] {
+			os.Remove(filepath.Join(ob.dir, de.Name()))
 		}
 	}
-	ob.e.o.Store.PruneOutbox(ob.e.o.Now().Add(-30 * 24 * time.Hour))
-	return left
 }
 
-// handle takes one item offered by the platform.
-func (ob *outbox) handle(ctx context.Context, it relay.OutboxItem) error {
+// poll long-polls the platform until ctx ends, honouring its Retry-After,
+// and stops while the engine is paused.
+func (ob *outbox) poll(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		if ob.e.gate(ctx) != nil || ob.e.waitPlatform(ctx) != nil {
+			return
+		}
+		pctx, stop := ob.untilPaused(ctx)
+		pc, woken := ob.e.platform.Load(), ob.e.woken()
+		items, err := pc.Outbox(pctx, relay.OutboxOptions{Wait: ob.e.o.OutboxWait, Dir: ob.dir, MaxMessage: ob.o.MaxMessage, Stall: ob.o.SMTP.Stall})
+		paused := pctx.Err() != nil
+		stop()
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return
+			case paused:
+				continue // the gate waits for Resume
+			case errors.Is(err, relay.ErrUnauthorized):
+				ob.e.platform.refusedBy(pc)
+				continue
+			}
+			d := ob.e.o.Backoff.Delay(failures)
+			failures++
+			var te *relay.TemporaryError
+			if errors.As(err, &te) && te.RetryAfter > d {
+				// The platform's wait: Sync now does not cut it short.
+				d, woken = min(te.RetryAfter, maxRetryAfter), nil
+			}
+			ob.e.log.Warn("outbox poll", "err", err, "retry_in", d)
+			ob.sleep(ctx, d, woken)
+			continue
+		}
+		failures = 0
+		for _, it := range items {
+			ob.intake(it)
+		}
+	}
+}
+
+// untilPaused returns a context that also ends when the engine is paused.
+func (ob *outbox) untilPaused(ctx context.Context) (context.Context, func()) {
+	pctx, cancel := context.WithCancel(ctx)
+	changes, unsubscribe := ob.e.Subscribe()
+	go func() {
+		defer unsubscribe()
+		for {
+			if ob.paused() {
+				cancel()
+				return
+			}
+			select {
+			case <-changes:
+			case <-pctx.Done():
+				return
+			}
+		}
+	}()
+	return pctx, cancel
+}
+
+func (ob *outbox) paused() bool {
+	ob.e.mu.Lock()
+	defer ob.e.mu.Unlock()
+	return ob.e.paused
+}
+
+// sleep waits d on the outbox's clock, or until woken is closed (a Sync
+// now; nil for a wait the platform asked for) or ctx ends.
+func (ob *outbox) sleep(ctx context.Context, d time.Duration, woken <-chan struct{}) error {
+	select {
+	case <-ob.o.After(d):
+		return nil
+	case <-woken:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// intake records an item the platform offered and hands it to its
+// account's sender. An item that can never be sent is recorded failed at
+// once, with the reason; one already known is left where it stands (never
+// a second send).
+func (ob *outbox) intake(it relay.OutboxItem) {
+	defer func() {
+		if it.File != "" {
+			os.Remove(it.File)
+		}
+	}()
+	if it.ID == "" {
+		ob.e.log.Warn("the platform offered an outbox item without a usable id: it cannot be reported, so it is dropped", "why", it.Invalid)
+		return
+	}
 	store := ob.e.o.Store
 	rec, known, err := store.OutboxItem(it.ID)
 	if err != nil {
-		return err
+		ob.e.log.Warn("read the outbox state", "id", it.ID, "err", err)
+		return // offered again after its lease
 	}
 	if known {
-		// Offered again after its lease expired: never a second send.
 		ob.e.log.Info("outbox item offered again; continuing where it stands", "id", it.ID, "state", rec.State)
-		if rec.Reported {
-			return nil
-		}
-		return ob.advance(ctx, rec)
+		return
 	}
-	rec = state.OutboxItem{ID: it.ID, Account: it.Account, From: it.From, To: it.To, State: state.OutboxReceived, Received: ob.e.o.Now()}
+	rec = state.OutboxItem{ID: it.ID, Account: it.Account, From: it.From, To: it.To, State: state.OutboxReceived, Received: ob.o.Now()}
+	refuse := func(why string) {
+		rec.State, rec.Error = state.OutboxFailed, "not sent: "+why
+	}
 	acct, ok := ob.e.o.Config.Account(it.Account)
 	switch {
+	case it.Invalid != "":
+		refuse("the platform's item is malformed: " + it.Invalid)
 	case !ok:
-		rec.State, rec.Error = state.OutboxFailed, fmt.Sprintf("no account %s on this connector", it.Account)
-	case len(it.Raw) == 0:
-		rec.State, rec.Error = state.OutboxFailed, "the item has no message (raw is empty or not base64)"
-	case it.From == "" || len(it.To) == 0:
-		rec.State, rec.Error = state.OutboxFailed, "the item's envelope needs a sender and at least one recipient"
+		refuse(fmt.Sprintf("no account %s on this connector", quoteAddr(it.Account)))
 	default:
-		msg, id := prepareMessage(it.Raw, it.From, ob.e.o.Now())
-		rec.MessageID = id
 		rec.Account = acct.Email
-		path, err := ob.writeFile(it.ID, msg)
-		if err != nil {
-			return err
+		aliases := ob.e.sendAs(acct.Email)
+		if why := checkEnvelope(acct.Email, it.From, it.To, aliases, ob.o.MaxRecipients); why != "" {
+			refuse(why)
+			break
 		}
-		rec.File = path
+		path := ob.filePath(it.ID)
+		p, err := prepareFile(it.File, path, it.From, ob.o.Now(), func(head []byte) string {
+			return checkHeader(head, acct.Email, aliases)
+		})
+		if err != nil {
+			ob.e.log.Warn("store an outbox item", "id", it.ID, "err", err)
+			return // offered again after its lease
+		}
+		if p.Refused != "" {
+			refuse(p.Refused)
+			break
+		}
+		rec.File, rec.MessageID, rec.Size = path, p.MessageID, p.Size
+	}
+	if rec.State == state.OutboxFailed {
+		ob.e.log.Warn("outbox item refused", "id", it.ID, "account", it.Account, "why", rec.Error)
 	}
 	if err := store.PutOutboxItem(rec); err != nil {
-		return err
+		ob.e.log.Warn("store an outbox item", "id", it.ID, "err", err)
+		if rec.File != "" {
+			os.Remove(rec.File)
+		}
+		return
 	}
 	ob.e.changed()
-	return ob.advance(ctx, rec)
+	ob.dispatch(rec)
 }
 
-func (ob *outbox) writeFile(id string, msg []byte) (string, error) {
-	if err := os.MkdirAll(ob.dir, 0o700); err != nil {
-		return "", fmt.Errorf("outbox folder: %w", err)
-	}
+// filePath is where the prepared message of item id is kept.
+func (ob *outbox) filePath(id string) string {
 	sum := sha256.Sum256([]byte(id))
-	path := filepath.Join(ob.dir, hex.EncodeToString(sum[:16])+".eml")
-	return path, config.WriteFileAtomic(path, msg, 0o600)
+	return filepath.Join(ob.dir, hex.EncodeToString(sum[:16])+".eml")
 }
 
-// advance moves one item through its states until it is reported, or
-// returns errLater (or another error) when it must wait.
-func (ob *outbox) advance(ctx context.Context, rec state.OutboxItem) error {
-	store := ob.e.o.Store
-	start := time.Now()
-	for attempt := 0; !rec.Reported; {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		woken := ob.e.woken()
-		var err error
-		switch rec.State {
-		case state.OutboxReceived:
-			err = ob.send(ctx, &rec)
-		case state.OutboxSending:
-			err = ob.recover(ctx, &rec)
-		case state.OutboxSent:
-			if !rec.Filed {
-				err = ob.file(ctx, &rec)
-			}
-			if err == nil {
-				err = ob.report(ctx, &rec)
-			}
-		case state.OutboxFailed, state.OutboxAmbiguous:
-			err = ob.report(ctx, &rec)
-		default:
-			rec.State, rec.Error = state.OutboxFailed, fmt.Sprintf("unknown state %q", rec.State)
-			err = store.PutOutboxItem(rec)
-		}
-		ob.e.changed()
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, relay.ErrUnauthorized) {
-			if werr := ob.e.waitPlatform(ctx); werr != nil {
-				return werr
-			}
-			continue
-		}
-		ob.e.setOutboxError(rec.Account, err)
-		ob.e.log.Warn("outbox item waits", "id", rec.ID, "state", rec.State, "err", err)
-		delay := ob.e.o.Backoff.Delay(attempt)
-		attempt++
-		if ob.e.o.Once && (ob.e.o.GiveUpAfter == 0 || time.Since(start)+delay > ob.e.o.GiveUpAfter) {
-			return errLater
-		}
-		if err := ob.e.sleep(ctx, delay, woken); err != nil {
-			return err
+// dispatch gives rec to its account's sender, starting one if needed.
+func (ob *outbox) dispatch(rec state.OutboxItem) {
+	key := strings.ToLower(rec.Account)
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	s := ob.senders[key]
+	if s == nil {
+		s = &sender{ob: ob, key: key, wake: make(chan struct{}, 1), items: map[string]*state.OutboxItem{}}
+		ob.senders[key] = s
+		if ob.live {
+			ob.start(s)
 		}
 	}
-	if rec.File != "" {
-		os.Remove(rec.File)
-	}
-	ob.e.setOutboxError(rec.Account, nil)
-	return nil
+	s.add(rec)
 }
 
-// send submits the item over SMTP. The state is "sending" while the
-// transaction runs; the outcome is stored before send returns.
-func (ob *outbox) send(ctx context.Context, rec *state.OutboxItem) error {
-	store := ob.e.o.Store
-	msg, err := os.ReadFile(rec.File)
+// start runs s until ob.ctx ends; ob.mu held.
+func (ob *outbox) start(s *sender) {
+	if s.running {
+		return
+	}
+	s.running = true
+	ob.wg.Add(1)
+	go func() { defer ob.wg.Done(); s.run(ob.ctx) }()
+}
+
+// sender sends one account's items, one step of one item at a time, over
+// the account's own connections, which its goroutine owns.
+type sender struct {
+	ob      *outbox
+	key     string // lowercased account
+	wake    chan struct{}
+	running bool // ob.mu
+
+	mu    gosync.Mutex
+	items map[string]*state.OutboxItem // not reported yet
+
+	// Owned by the sender's goroutine.
+	smtp     *smtpsend.Client
+	imap     *imapSession
+	connNext time.Time // the account's SMTP waits until then
+	connErr  error
+	connFail int
+}
+
+type imapSession struct {
+	c    *imapsync.Conn
+	sent string // the Sent folder's name
+}
+
+func (s *sender) add(rec state.OutboxItem) {
+	s.mu.Lock()
+	if _, ok := s.items[rec.ID]; !ok {
+		s.items[rec.ID] = &rec
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the item to take a step of now, or, when none is due, how
+// long until one is (0: only a new item or a change will do).
+func (s *sender) next(now time.Time) (*state.OutboxItem, time.Duration) {
+	blocked, _ := s.ob.e.platform.blocked()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var due *state.OutboxItem
+	var wait time.Duration
+	for _, rec := range s.items {
+		at := rec.NextAttempt
+		if rec.State == state.OutboxReceived && s.connNext.After(at) {
+			at = s.connNext // the account's connection waits
+		}
+		if blocked && needsPlatformOnly(rec) {
+			continue // waits for the platform to take the token again
+		}
+		if !at.After(now) {
+			if due == nil || at.Before(due.NextAttempt) || (at.Equal(due.NextAttempt) && rec.Received.Before(due.Received)) {
+				due = rec
+			}
+			continue
+		}
+		if d := at.Sub(now); wait == 0 || d < wait {
+			wait = d
+		}
+	}
+	return due, wait
+}
+
+// needsPlatformOnly reports whether rec's next step is its report.
+func needsPlatformOnly(rec *state.OutboxItem) bool {
+	return rec.State == state.OutboxFailed || rec.State == state.OutboxAmbiguous || (rec.State == state.OutboxSent && rec.Filed)
+}
+
+func (s *sender) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.items)
+}
+
+// run takes steps of due items until ctx ends; it stops while the engine
+// is paused and closes its connections whenever it waits.
+func (s *sender) run(ctx context.Context) {
+	defer s.closeConns()
+	for ctx.Err() == nil {
+		if s.ob.paused() {
+			s.closeConns()
+			s.ob.e.gate(ctx)
+			continue
+		}
+		woken := s.ob.e.woken()
+		rec, wait := s.next(s.ob.o.Now())
+		if rec != nil {
+			s.step(ctx, rec)
+			continue
+		}
+		if wait == 0 || wait > 5*time.Second {
+			s.closeConns()
+		}
+		var timer <-chan time.Time
+		if wait > 0 {
+			timer = s.ob.o.After(wait)
+		}
+		_, unblocked := s.ob.e.platform.blocked()
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+		case <-timer:
+		case <-unblocked:
+		case <-woken:
+			s.retryNow()
+		}
+	}
+}
+
+// retryNow cuts short every wait of ours (Sync now): the account's
+// connection and the items' backoffs. A wait the platform asked for
+// (Retry-After) stays.
+func (s *sender) retryNow() {
+	now := s.ob.o.Now()
+	s.connNext = time.Time{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rec := range s.items {
+		if !rec.RetryAfter && rec.NextAttempt.After(now) {
+			rec.NextAttempt = now
+		}
+	}
+}
+
+// runOnce takes steps until every item is done or waits past horizon, and
+// returns how many are left.
+func (s *sender) runOnce(ctx context.Context, horizon time.Time) int {
+	defer s.closeConns()
+	for ctx.Err() == nil {
+		now := s.ob.o.Now()
+		rec, wait := s.next(now)
+		if rec != nil {
+			s.step(ctx, rec)
+			continue
+		}
+		if s.pending() == 0 || wait == 0 || now.Add(wait).After(horizon) {
+			break
+		}
+		if wait > 5*time.Second {
+			s.closeConns()
+		}
+		s.ob.sleep(ctx, wait, nil)
+	}
+	return s.pending()
+}
+
+// step takes one step of rec, stores where it stands and, once the
+// platform recorded its result, lets it go.
+func (s *sender) step(ctx context.Context, rec *state.OutboxItem) {
+	var err error
+	switch rec.State {
+	case state.OutboxReceived:
+		err = s.send(ctx, rec)
+	case state.OutboxSending:
+		err = s.recover(ctx, rec)
+	case state.OutboxSent:
+		if !rec.Filed {
+			err = s.file(ctx, rec)
+		} else {
+			err = s.report(ctx, rec)
+		}
+	case state.OutboxFailed, state.OutboxAmbiguous:
+		err = s.report(ctx, rec)
+	default:
+		rec.State, rec.Error = state.OutboxFailed, fmt.Sprintf("not sent: unknown state %q", rec.State)
+		err = s.put(rec)
+	}
+	if err != nil && ctx.Err() == nil {
+		// Only a failure to store: try the step again later.
+		s.ob.e.log.Warn("outbox state", "id", rec.ID, "err", err)
+		s.later(rec, err, 0)
+	}
+	if rec.Reported {
+		if rec.File != "" {
+			os.Remove(rec.File)
+		}
+		s.mu.Lock()
+		delete(s.items, rec.ID)
+		s.mu.Unlock()
+	}
+	s.showError()
+	s.ob.e.changed()
+}
+
+func (s *sender) put(rec *state.OutboxItem) error { return s.ob.e.o.Store.PutOutboxItem(*rec) }
+
+// advanced stores rec after a step succeeded: the next step starts afresh.
+func (s *sender) advanced(rec *state.OutboxItem) error {
+	rec.Retries, rec.NextAttempt, rec.LastError, rec.RetryAfter = 0, time.Time{}, "", false
+	return s.put(rec)
+}
+
+// later records a temporary failure of rec's current step: it is tried
+// again after the backoff for its failures in a row, or after the
+// platform's Retry-After when that is longer.
+func (s *sender) later(rec *state.OutboxItem, err error, retryAfter time.Duration) {
+	d := s.ob.e.o.Backoff.Delay(rec.Retries)
+	rec.RetryAfter = retryAfter > d
+	if rec.RetryAfter {
+		d = min(retryAfter, maxRetryAfter)
+	}
+	rec.Retries++
+	rec.NextAttempt = s.ob.o.Now().Add(d)
+	rec.LastError = err.Error()
+	s.ob.e.log.Warn("outbox item waits", "id", rec.ID, "account", rec.Account, "state", rec.State, "retry_in", d, "err", err)
+	if perr := s.put(rec); perr != nil {
+		s.ob.e.log.Warn("outbox state", "id", rec.ID, "err", perr)
+	}
+}
+
+// showError puts the account's outbox problem in the status: its
+// connection's, else the oldest waiting item's, else none.
+func (s *sender) showError() {
+	var err error
+	if s.connErr != nil {
+		err = s.connErr
+	} else {
+		s.mu.Lock()
+		var oldest *state.OutboxItem
+		for _, rec := range s.items {
+			if rec.LastError != "" && (oldest == nil || rec.Received.Before(oldest.Received)) {
+				oldest = rec
+			}
+		}
+		s.mu.Unlock()
+		if oldest != nil {
+			err = errors.New(oldest.LastError)
+		}
+	}
+	s.ob.e.setOutboxError(s.key, err)
+}
+
+// send submits the item over SMTP, streamed from its file. The state is
+// "sending" while the transaction runs; the outcome is stored before send
+// returns.
+func (s *sender) send(ctx context.Context, rec *state.OutboxItem) error {
+	f, err := os.Open(rec.File)
 	if err != nil {
-		rec.State, rec.Error = state.OutboxFailed, "the prepared message is missing from the outbox folder"
-		return store.PutOutboxItem(*rec)
+		rec.State, rec.Error = state.OutboxFailed, "not sent: the prepared message is missing from the outbox folder"
+		return s.advanced(rec)
 	}
-	c, err := ob.smtpConn(ctx, rec.Account)
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return err
+	}
+	c, err := s.smtpConn(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.connFailed(err)
+		}
+		return nil
 	}
 	rec.State = state.OutboxSending
 	rec.Attempts++
-	if err := store.PutOutboxItem(*rec); err != nil {
+	if err := s.put(rec); err != nil {
+		rec.State = state.OutboxReceived
 		return err
 	}
-	code, text, err := c.Send(rec.From, rec.To, msg)
+	code, text, err := c.Send(rec.From, rec.To, f, fi.Size())
+	if c.Broken() {
+		s.dropSMTP()
+	}
 	var se *smtp.SMTPError
 	var amb *smtpsend.AmbiguousError
+	var ref *smtpsend.RefusedError
 	switch {
 	case err == nil:
 		rec.State, rec.SMTPCode, rec.SMTPMessage, rec.Error = state.OutboxSent, code, text, ""
-		ob.e.log.Info("outbox item sent", "id", rec.ID, "account", rec.Account, "smtp", code)
+		rec.FailingSince = time.Time{}
+		s.ob.e.log.Info("outbox item sent", "id", rec.ID, "account", rec.Account, "smtp", code)
+		return s.advanced(rec)
 	case errors.As(err, &amb):
-		ob.dropSMTP(rec.Account)
 		rec.State, rec.Error = state.OutboxAmbiguous, amb.Error()
+		return s.advanced(rec)
+	case errors.As(err, &ref):
+		rec.State, rec.Error = state.OutboxFailed, "not sent: "+ref.Error()
+		return s.advanced(rec)
 	case errors.As(err, &se) && !se.Temporary():
 		rec.State, rec.SMTPCode, rec.SMTPMessage, rec.Error = state.OutboxFailed, se.Code, se.Message, "the mail server refused the message: "+se.Error()
-	default:
-		// 4xx or a broken connection before the message was handed over:
-		// nothing was sent, try again later.
-		ob.dropSMTP(rec.Account)
-		rec.State = state.OutboxReceived
-		if errors.As(err, &se) {
-			rec.SMTPCode, rec.SMTPMessage = se.Code, se.Message
-		}
-		rec.Error = err.Error()
-		if perr := store.PutOutboxItem(*rec); perr != nil {
-			return perr
-		}
-		return fmt.Errorf("send %s: %w", rec.ID, err)
+		return s.advanced(rec)
 	}
-	return store.PutOutboxItem(*rec)
+	// A 4xx, or a connection that broke before the message was handed
+	// over: nothing was sent, this item tries again later.
+	rec.State = state.OutboxReceived
+	rec.SMTPCode, rec.SMTPMessage = 0, ""
+	if errors.As(err, &se) {
+		rec.SMTPCode, rec.SMTPMessage = se.Code, se.Message
+	}
+	now := s.ob.o.Now()
+	if rec.FailingSince.IsZero() {
+		rec.FailingSince = now
+	}
+	if now.Sub(rec.FailingSince) >= s.ob.o.RetryFor {
+		rec.State = state.OutboxFailed
+		rec.Error = fmt.Sprintf("not sent: the mail server kept refusing it for a while since %s (last: %v)", rec.FailingSince.Format(time.RFC3339), err)
+		rec.SMTPCode, rec.SMTPMessage = 0, "" // a 4xx is no permanent refusal
+		return s.advanced(rec)
+	}
+	s.later(rec, fmt.Errorf("sending message %s: %w", rec.ID, err), 0)
+	return nil
+}
+
+// connFailed puts the account's SMTP connection on hold after a failed
+// connection or login: its items keep their places and retries.
+func (s *sender) connFailed(err error) {
+	d := s.ob.e.o.Backoff.Delay(s.connFail)
+	s.connFail++
+	s.connNext = s.ob.o.Now().Add(d)
+	s.connErr = err
+	s.ob.e.log.Warn("outbox: cannot send from this account now", "account", s.key, "retry_in", d, "err", err)
+}
+
+func (s *sender) password() (string, error) {
+	pw, err := s.ob.e.o.Secrets.Get(keychain.AccountKey(s.key))
+	if err != nil {
+		return "", passwordError(s.key, err)
+	}
+	return pw, nil
+}
+
+func (s *sender) smtpConn(ctx context.Context) (*smtpsend.Client, error) {
+	if s.smtp != nil {
+		return s.smtp, nil
+	}
+	acct, ok := s.ob.e.o.Config.Account(s.key)
+	if !ok {
+		return nil, fmt.Errorf("no account %s", s.key)
+	}
+	pw, err := s.password()
+	if err != nil {
+		return nil, err
+	}
+	c, err := smtpsend.DialTimeouts(ctx, acct, pw, s.ob.trust[s.key], s.ob.o.SMTP)
+	if err != nil {
+		return nil, err
+	}
+	s.smtp, s.connErr, s.connFail, s.connNext = c, nil, 0, time.Time{}
+	return c, nil
+}
+
+// imapStep runs fn on the account's IMAP connection, dialling it first if
+// needed; imapsync drops a connection whose server stays silent for
+// IMAPStep in any step, so fn cannot hang.
+func (s *sender) imapStep(ctx context.Context, fn func(im *imapSession) error) error {
+	if s.imap == nil {
+		acct, ok := s.ob.e.o.Config.Account(s.key)
+		if !ok {
+			return fmt.Errorf("no account %s", s.key)
+		}
+		pw, err := s.password()
+		if err != nil {
+			return err
+		}
+		c, err := imapsync.DialWith(ctx, acct, pw, s.ob.trust[s.key], imapsync.DialOptions{Silence: s.ob.o.IMAPStep})
+		if err != nil {
+			return err
+		}
+		f, err := c.FindSent()
+		if err != nil {
+			c.Close()
+			return err
+		}
+		s.imap = &imapSession{c: c, sent: f.Name}
+	}
+	if err := fn(s.imap); err != nil {
+		s.dropIMAP()
+		return err
+	}
+	return nil
 }
 
 // recover settles an item caught by a crash in the middle of its SMTP
 // transaction: found in Sent, it was sent; otherwise nobody can tell.
-func (ob *outbox) recover(ctx context.Context, rec *state.OutboxItem) error {
-	conn, sent, err := ob.sentFolder(ctx, rec.Account)
-	if err != nil {
+func (s *sender) recover(ctx context.Context, rec *state.OutboxItem) error {
+	var uid uint32
+	var found bool
+	err := s.imapStep(ctx, func(im *imapSession) error {
+		var err error
+		uid, found, err = im.c.FindMessageID(im.sent, rec.MessageID)
 		return err
-	}
-	uid, found, err := conn.FindMessageID(sent, rec.MessageID)
+	})
 	if err != nil {
-		ob.dropIMAP(rec.Account)
-		return err
+		if ctx.Err() == nil {
+			s.later(rec, err, 0)
+		}
+		return nil
 	}
 	if found {
 		rec.State, rec.SMTPCode, rec.SMTPMessage = state.OutboxSent, 250, "accepted before the connector restarted (found in Sent)"
@@ -303,59 +762,69 @@ func (ob *outbox) recover(ctx context.Context, rec *state.OutboxItem) error {
 		rec.State = state.OutboxAmbiguous
 		rec.Error = "the connector stopped while sending this message: it may or may not have been delivered, so it is not sent again"
 	}
-	return ob.e.o.Store.PutOutboxItem(*rec)
+	return s.advanced(rec)
 }
 
 // file puts the copy in Sent, unless it is there already: filed by the
-// server itself, or appended before a crash.
-func (ob *outbox) file(ctx context.Context, rec *state.OutboxItem) error {
-	conn, sent, err := ob.sentFolder(ctx, rec.Account)
-	if err != nil {
-		return err
-	}
-	look := func() (bool, error) {
-		uid, found, err := conn.FindMessageID(sent, rec.MessageID)
-		if err != nil {
-			ob.dropIMAP(rec.Account)
-			return false, err
+// server itself, or appended before a crash. After maxFileTries failures
+// the item is reported sent without its copy.
+func (s *sender) file(ctx context.Context, rec *state.OutboxItem) error {
+	err := s.imapStep(ctx, func(im *imapSession) error {
+		look := func() (bool, error) {
+			uid, found, err := im.c.FindMessageID(im.sent, rec.MessageID)
+			if found {
+				rec.Filed, rec.SentUID = true, uid
+			}
+			return found, err
 		}
-		if found {
-			rec.Filed, rec.SentUID = true, uid
-		}
-		return found, nil
-	}
-	found, err := look()
-	if err != nil {
-		return err
-	}
-	if !found && ob.e.o.FiledWait > 0 {
-		// Servers that file sent mail themselves do it a moment later.
-		backoff.Sleep(ctx, ob.e.o.FiledWait)
-		if found, err = look(); err != nil {
+		found, err := look()
+		if err != nil || found {
 			return err
 		}
-	}
-	if !found {
-		msg, err := os.ReadFile(rec.File)
+		if s.ob.e.o.FiledWait > 0 && rec.Retries == 0 {
+			// Servers that file sent mail themselves do it a moment later.
+			backoff.Sleep(ctx, s.ob.e.o.FiledWait)
+			if found, err = look(); err != nil || found {
+				return err
+			}
+		}
+		f, err := os.Open(rec.File)
 		if err != nil {
 			rec.Filed, rec.Error = true, "the copy for Sent is missing from the outbox folder; the message itself was sent"
-			return ob.e.o.Store.PutOutboxItem(*rec)
+			return nil
 		}
-		uid, err := conn.Append(sent, msg, ob.e.o.Now())
+		defer f.Close()
+		fi, err := f.Stat()
 		if err != nil {
-			ob.dropIMAP(rec.Account)
+			return err
+		}
+		uid, err := im.c.AppendFrom(im.sent, f, fi.Size(), s.ob.o.Now())
+		if err != nil {
 			return err
 		}
 		if uid == 0 { // no UIDPLUS
-			uid, _, _ = conn.FindMessageID(sent, rec.MessageID)
+			uid, _, _ = im.c.FindMessageID(im.sent, rec.MessageID)
 		}
 		rec.Filed, rec.SentUID = true, uid
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if rec.Retries+1 >= maxFileTries {
+			s.ob.e.log.Warn("the copy of a sent message could not be filed in Sent; reporting it sent without", "id", rec.ID, "err", err)
+			rec.Filed = true
+			return s.advanced(rec)
+		}
+		s.later(rec, err, 0)
+		return nil
 	}
-	return ob.e.o.Store.PutOutboxItem(*rec)
+	return s.advanced(rec)
 }
 
 // report tells the platform the item's outcome, until it records it.
-func (ob *outbox) report(ctx context.Context, rec *state.OutboxItem) error {
+func (s *sender) report(ctx context.Context, rec *state.OutboxItem) error {
 	res := relay.OutboxResult{State: string(rec.State), MessageID: rec.MessageID, SentUID: rec.SentUID}
 	switch rec.State {
 	case state.OutboxSent:
@@ -366,151 +835,49 @@ func (ob *outbox) report(ctx context.Context, rec *state.OutboxItem) error {
 			res.SMTPCode, res.SMTPMessage = rec.SMTPCode, rec.SMTPMessage
 		}
 	}
-	pc := ob.e.platform.Load()
+	pc := s.ob.e.platform.Load()
 	err := pc.ReportResult(ctx, rec.ID, res)
 	var rej *relay.RejectedError
+	var te *relay.TemporaryError
 	switch {
 	case err == nil:
 	case errors.As(err, &rej):
 		// The platform will never take this result: stop asking, keep the
 		// record of why.
-		ob.e.log.Warn("the platform refused an outbox result", "id", rec.ID, "err", err)
+		s.ob.e.log.Warn("the platform refused an outbox result", "id", rec.ID, "err", err)
 		rec.Error = strings.TrimSpace(rec.Error + "; the platform refused the result: " + rej.Error())
+	case ctx.Err() != nil:
+		return nil
+	case errors.Is(err, relay.ErrUnauthorized):
+		s.ob.e.platform.refusedBy(pc) // the item waits for a new token
+		return nil
 	default:
-		if errors.Is(err, relay.ErrUnauthorized) {
-			ob.e.platform.refusedBy(pc)
+		var ra time.Duration
+		if errors.As(err, &te) {
+			ra = te.RetryAfter
 		}
-		return err
+		s.later(rec, fmt.Errorf("report the result of message %s: %w", rec.ID, err), ra)
+		return nil
 	}
 	rec.Reported = true
-	return ob.e.o.Store.PutOutboxItem(*rec)
+	return s.advanced(rec)
 }
 
-func (ob *outbox) password(email string) (string, error) {
-	pw, err := ob.e.o.Secrets.Get(keychain.AccountKey(email))
-	if err != nil {
-		return "", passwordError(email, err)
-	}
-	return pw, nil
-}
-
-func (ob *outbox) smtpConn(ctx context.Context, email string) (*smtpsend.Client, error) {
-	key := strings.ToLower(email)
-	if c := ob.smtp[key]; c != nil {
-		return c, nil
-	}
-	acct, ok := ob.e.o.Config.Account(email)
-	if !ok {
-		return nil, fmt.Errorf("no account %s", email)
-	}
-	pw, err := ob.password(email)
-	if err != nil {
-		return nil, err
-	}
-	c, err := smtpsend.Dial(ctx, acct, pw, ob.trust[key])
-	if err != nil {
-		return nil, err
-	}
-	ob.smtp[key] = c
-	return c, nil
-}
-
-// sentFolder returns the account's IMAP connection for filing and the name
-// of its Sent folder.
-func (ob *outbox) sentFolder(ctx context.Context, email string) (*imapsync.Conn, string, error) {
-	key := strings.ToLower(email)
-	c := ob.imap[key]
-	if c == nil {
-		acct, ok := ob.e.o.Config.Account(email)
-		if !ok {
-			return nil, "", fmt.Errorf("no account %s", email)
-		}
-		pw, err := ob.password(email)
-		if err != nil {
-			return nil, "", err
-		}
-		if c, err = imapsync.Dial(ctx, acct, pw, ob.trust[key]); err != nil {
-			return nil, "", err
-		}
-		ob.imap[key] = c
-	}
-	f, err := c.FindSent()
-	if err != nil {
-		ob.dropIMAP(email)
-		return nil, "", err
-	}
-	return c, f.Name, nil
-}
-
-func (ob *outbox) dropSMTP(email string) {
-	key := strings.ToLower(email)
-	if c := ob.smtp[key]; c != nil {
-		c.Close()
-		delete(ob.smtp, key)
+func (s *sender) dropSMTP() {
+	if s.smtp != nil {
+		s.smtp.Close()
+		s.smtp = nil
 	}
 }
 
-func (ob *outbox) dropIMAP(email string) {
-	key := strings.ToLower(email)
-	if c := ob.imap[key]; c != nil {
-		c.Close()
-		delete(ob.imap, key)
+func (s *sender) dropIMAP() {
+	if s.imap != nil {
+		s.imap.c.Close()
+		s.imap = nil
 	}
 }
 
-func (ob *outbox) closeAll() {
-	for k := range ob.smtp {
-		ob.dropSMTP(k)
-	}
-	for k := range ob.imap {
-		ob.dropIMAP(k)
-	}
-}
-
-// prepareMessage returns the message with CRLF line ends, and a Message-ID
-// and a Date added only when it has none (RFC 5322 3.6), and its
-// Message-ID.
-func prepareMessage(raw []byte, from string, now time.Time) ([]byte, string) {
-	msg := smtpsend.NormalizeCRLF(raw)
-	head := msg
-	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
-		head = msg[:i+2]
-	}
-	id := headerValue(head, "Message-ID")
-	var add bytes.Buffer
-	if id == "" {
-		domain := "inboxrelay.invalid"
-		if at := strings.LastIndexByte(from, '@'); at >= 0 && at < len(from)-1 {
-			domain = strings.Trim(from[at+1:], "<> ")
-		}
-		id = fmt.Sprintf("<%s@%s>", rand.Text(), domain)
-		fmt.Fprintf(&add, "Message-ID: %s\r\n", id)
-	}
-	if headerValue(head, "Date") == "" {
-		fmt.Fprintf(&add, "Date: %s\r\n", now.Format(time.RFC1123Z))
-	}
-	if add.Len() == 0 {
-		return msg, id
-	}
-	return append(add.Bytes(), msg...), id
-}
-
-// headerValue returns the unfolded value of the first header field name in
-// head, "" when absent.
-func headerValue(head []byte, name string) string {
-	lines := strings.Split(string(head), "\r\n")
-	for i, l := range lines {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok || !strings.EqualFold(strings.TrimSpace(k), name) || strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t") {
-			continue
-		}
-		for _, cont := range lines[i+1:] {
-			if !strings.HasPrefix(cont, " ") && !strings.HasPrefix(cont, "\t") {
-				break
-			}
-			v += cont
-		}
-		return strings.TrimSpace(v)
-	}
-	return ""
+func (s *sender) closeConns() {
+	s.dropSMTP()
+	s.dropIMAP()
 }

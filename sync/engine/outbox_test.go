@@ -13,6 +13,8 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	gosync "sync"
 	"testing"
@@ -180,20 +182,8 @@ func TestOutboxCrashBetweenSMTPAndAppend(t *testing.T) {
 	items := r.takeItems()
 	// What the first run did before dying: stored the item, sent it.
 	e := r.engine(true)
-	ob := newOutbox(e)
-	msg, mid := prepareMessage(items[0].Raw, r.email, time.Now())
-	path, err := ob.writeFile(id, msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := ob.smtpConn(t.Context(), r.email)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := c.Send(r.email, []string{"customer@client.test"}, msg); err != nil {
-		t.Fatal(err)
-	}
-	ob.closeAll()
+	path, mid := r.prepare(e, items[0])
+	r.sendDirect(path)
 	rec := state.OutboxItem{ID: id, Account: r.email, From: r.email, To: []string{"customer@client.test"}, MessageID: mid, File: path,
 		State: state.OutboxSent, SMTPCode: 250, SMTPMessage: "ok", Received: time.Now()}
 	if err := e.o.Store.PutOutboxItem(rec); err != nil {
@@ -226,11 +216,7 @@ func TestOutboxCrashWhileSending(t *testing.T) {
 	id := r.enqueue(reply(6))
 	items := r.takeItems()
 	e := r.engine(true)
-	msg, mid := prepareMessage(items[0].Raw, r.email, time.Now())
-	path, err := newOutbox(e).writeFile(id, msg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, mid := r.prepare(e, items[0])
 	rec := state.OutboxItem{ID: id, Account: r.email, From: r.email, To: []string{"customer@client.test"}, MessageID: mid, File: path,
 		State: state.OutboxSending, Received: time.Now()}
 	if err := e.o.Store.PutOutboxItem(rec); err != nil {
@@ -263,10 +249,18 @@ func TestOutboxOfferedTwice(t *testing.T) {
 	e := r.engine(true)
 	ob := newOutbox(e)
 	before := len(r.dovecot.Delivered())
-	if err := ob.handle(t.Context(), r.itemWithID(id)); err != nil {
+	again := r.itemWithID(id)
+	ob.intake(again)
+	if _, err := os.Stat(again.File); !os.IsNotExist(err) {
+		t.Fatalf("the message offered again was kept: %v", err)
+	}
+	if len(ob.senders) != 0 {
+		t.Fatal("an item already reported was queued again")
+	}
+	e.o.Store.Close()
+	if err := r.syncOnce(); err != nil {
 		t.Fatal(err)
 	}
-	ob.closeAll()
 	if after := len(r.dovecot.Delivered()); after != before || before != 1 {
 		t.Fatalf("delivered %d then %d times, want once", before, after)
 	}
@@ -276,7 +270,7 @@ func TestOutboxOfferedTwice(t *testing.T) {
 }
 
 // takeItems leases the outbox's items as a connector run would, and
-// returns them.
+// returns them, their messages in files.
 func (r *rig) takeItems() []relay.OutboxItem {
 	r.t.Helper()
 	c, err := relay.New(relay.Options{BaseURL: r.platform.URL(), CAFile: r.caFile, Token: r.token})
@@ -284,15 +278,21 @@ func (r *rig) takeItems() []relay.OutboxItem {
 		r.t.Fatal(err)
 	}
 	defer c.Close()
-	items, err := c.Outbox(context.Background(), 0)
+	items, err := c.Outbox(context.Background(), relay.OutboxOptions{Dir: r.t.TempDir()})
 	if err != nil || len(items) == 0 {
 		r.t.Fatalf("outbox: %v, %d items", err, len(items))
 	}
 	return items
 }
 
+// itemWithID is item id as the platform offers it, its message in a file.
 func (r *rig) itemWithID(id string) relay.OutboxItem {
-	return relay.OutboxItem{ID: id, Account: r.email, Raw: reply(7), From: r.email, To: []string{"customer@client.test"}}
+	r.t.Helper()
+	f := filepath.Join(r.t.TempDir(), "incoming.raw")
+	if err := os.WriteFile(f, reply(7), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	return relay.OutboxItem{ID: id, Account: r.email, File: f, Size: int64(len(reply(7))), From: r.email, To: []string{"customer@client.test"}}
 }
 
 // TestOutboxAmbiguousWhenCutAfterData uses a go-smtp server (Dovecot's

@@ -1,7 +1,9 @@
 package imapsync
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -30,6 +32,12 @@ func (c *Conn) FindMessageID(folder, messageID string) (uid uint32, found bool, 
 // the server tells it (UIDPLUS, RFC 4315), else 0. It leaves the folder
 // that is open, if any, first.
 func (c *Conn) Append(folder string, msg []byte, date time.Time) (uint32, error) {
+	return c.AppendFrom(folder, bytes.NewReader(msg), int64(len(msg)), date)
+}
+
+// AppendFrom is Append for a message of size bytes read from r, so that a
+// big message is never whole in memory. r must yield exactly size bytes.
+func (c *Conn) AppendFrom(folder string, r io.Reader, size int64, date time.Time) (uint32, error) {
 	defer c.await(fmt.Sprintf("filing a message in %q", folder))()
 	// Courier-IMAP refuses APPEND while a folder is open read-only ("NO
 	// Current box is selected READ-ONLY"), and FindMessageID leaves Sent
@@ -46,9 +54,15 @@ func (c *Conn) Append(folder string, msg []byte, date time.Time) (uint32, error)
 		}
 		c.open = false
 	}
-	cmd := c.c.Append(folder, int64(len(msg)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: date})
-	if _, err := cmd.Write(msg); err != nil {
+	cmd := c.c.Append(folder, size, &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: date})
+	n, err := io.Copy(cmd, r)
+	if err == nil && n != size {
+		err = fmt.Errorf("the message is %d bytes, not %d", n, size)
+	}
+	if err != nil {
+		// A literal cut short leaves the connection out of step: close it.
 		cmd.Close()
+		c.c.Close()
 		return 0, c.wrap(fmt.Sprintf("append to %q", folder), err)
 	}
 	if err := cmd.Close(); err != nil {

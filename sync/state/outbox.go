@@ -40,9 +40,26 @@ type OutboxItem struct {
 	SentUID     uint32      `json:"sent_uid,omitempty"` // its UID, when known
 	Error       string      `json:"error,omitempty"`
 	Reported    bool        `json:"reported,omitempty"` // the platform recorded the result
-	Attempts    int         `json:"attempts,omitempty"`
-	Received    time.Time   `json:"received"`
-	Updated     time.Time   `json:"updated"`
+	Attempts    int         `json:"attempts,omitempty"` // SMTP transactions started
+	Size        int64       `json:"size,omitempty"`     // of File, in bytes
+	// Retries counts the temporary failures of the item's current step in
+	// a row; NextAttempt is when that step may be tried again (zero: at
+	// once). Both are kept across restarts, so that a restart neither
+	// forgets a Retry-After nor starts the backoff over.
+	Retries     int       `json:"retries,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// RetryAfter says NextAttempt is the platform's Retry-After, which a
+	// "Sync now" does not cut short (it does the connector's own backoff).
+	RetryAfter bool `json:"retry_after,omitempty"`
+	// LastError is what made the current step fail last, while it waits
+	// to be tried again ("" once it succeeded); Error is the outcome.
+	LastError string `json:"last_error,omitempty"`
+	// FailingSince is when sending it first failed temporarily (a 4xx, or
+	// a connection that broke during its transaction); the item is failed
+	// for good once that lasts too long. Zero while nothing failed.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	Received     time.Time `json:"received"`
+	Updated      time.Time `json:"updated"`
 }
 
 // OutboxItem returns the record of item id; ok is false when the id was
