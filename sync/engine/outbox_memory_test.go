@@ -17,10 +17,11 @@ import (
 	"github.com/inboxrelay/inboxrelay/keychain"
 	"github.com/inboxrelay/inboxrelay/sync/backoff"
 	"github.com/inboxrelay/inboxrelay/sync/config"
-	"github.com/inboxrelay/inboxrelay/sync/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/smtpsink"
 	"github.com/inboxrelay/inboxrelay/sync/state"
+	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
 // memChildEnv names the file that tells a re-executed test binary to run
@@ -53,7 +54,7 @@ func TestOutboxBigItemMemory(t *testing.T) {
 	// sink takes the SMTP side, Dovecot still the Sent copy.
 	sink := smtpsink.Start(t, r.email, r.password)
 	r.cfg.Accounts[0].SMTP, _ = config.ParseServer(sink.Addr, config.SecurityTLS, 465)
-	r.cfg.Accounts[0].TrustFingerprints = append(r.cfg.Accounts[0].TrustFingerprints, sink.Fingerprint)
+	r.cfg.Accounts[0].Pins = append(r.cfg.Accounts[0].Pins, trust.Pin{Server: sink.Addr, Fingerprint: sink.Fingerprint})
 	id := r.enqueue(bigReply(size))
 
 	spec := memChild{Home: r.home.Dir, Config: r.cfg, Email: r.email, Password: r.password,

@@ -32,7 +32,7 @@ func (r *rig) prepare(e *Engine, it relay.OutboxItem) (string, string) {
 func (r *rig) sendDirect(path string) {
 	r.t.Helper()
 	acct := r.cfg.Accounts[0]
-	pol, err := trust.NewPolicy(acct.MinTLS, acct.TrustFingerprints, nil)
+	pol, err := trust.NewPolicy(acct.MinTLS, acct.TrustPins(), nil)
 	if err != nil {
 		r.t.Fatal(err)
 	}
