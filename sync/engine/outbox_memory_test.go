@@ -38,21 +38,54 @@ type memChild struct {
 }
 
 // TestOutboxBigItemMemory sends a 200 MiB reply for the platform over SMTP
-// and files it in Dovecot's Sent, with the connector in
-// a process of its own, and fails when that process's peak resident memory
-// goes over 100 MiB: the item is streamed from the platform's answer to
-// disk, to SMTP and to IMAP, never held whole. The platform, Dovecot and
-// the SMTP server run in this process, so their copies are not counted.
+// and files it in Dovecot's Sent, with the connector in a process of its
+// own, and fails when that process's peak resident memory goes over
+// 100 MiB: the item is streamed from the platform's answer to disk, to
+// SMTP and to IMAP, never held whole. The platform, Dovecot and the SMTP
+// server run in this process, so their copies are not counted. Under the
+// race detector (make test), which makes it twenty times slower, the item
+// is 32 MiB: five copies of it would still break the bound. (Before: a
+// 150 MiB item took 979 MiB; a 200 MiB one could not even be read, its
+// answer being over the 256 MiB the client read of one.)
 func TestOutboxBigItemMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("sends 200 MiB")
+	size := 200 << 20
+	if raceDetector {
+		size = 32 << 20
 	}
+	peak := measureOutboxItem(t, size)
+	t.Logf("sending a %d MiB item: the connector's peak resident memory was %.1f MiB", size>>20, float64(peak)/(1<<20))
+	if peak > memoryBound {
+		t.Fatalf("sending a %d MiB item took %.1f MiB of memory, over the %d MiB bound", size>>20, float64(peak)/(1<<20), memoryBound>>20)
+	}
+}
+
+// BenchmarkOutboxBigItemMemory is TestOutboxBigItemMemory's 200 MiB item
+// for make bench: it reports the connector's peak memory (peak-rss-MiB).
+func BenchmarkOutboxBigItemMemory(b *testing.B) {
 	const size = 200 << 20
-	const limit = 100 << 20
-	r := newRig(t, dovecottest.Options{})
+	worst := 0
+	for i := 0; i < b.N; i++ {
+		worst = max(worst, measureOutboxItem(b, size))
+	}
+	b.ReportMetric(float64(worst)/(1<<20), "peak-rss-MiB")
+	b.SetBytes(size)
+	if worst > memoryBound {
+		b.Fatalf("sending a %d MiB item took %.1f MiB of memory, over the %d MiB bound", size>>20, float64(worst)/(1<<20), memoryBound>>20)
+	}
+}
+
+// memoryBound is the most memory the connector may use while sending one
+// outbox item, whatever its size (issue 9: under 100 MiB).
+const memoryBound = 100 << 20
+
+// measureOutboxItem sends a reply of size bytes with the connector in its
+// own process and returns that process's peak resident memory.
+func measureOutboxItem(tb testing.TB, size int) int {
+	tb.Helper()
+	r := newRig(tb, dovecottest.Options{})
 	// Dovecot's submission service refuses messages over 40 MiB: the go-smtp
 	// sink takes the SMTP side, Dovecot still the Sent copy.
-	sink := smtpsink.Start(t, r.email, r.password)
+	sink := smtpsink.Start(tb, r.email, r.password)
 	r.cfg.Accounts[0].SMTP, _ = config.ParseServer(sink.Addr, config.SecurityTLS, 465)
 	r.cfg.Accounts[0].Pins = append(r.cfg.Accounts[0].Pins, trust.Pin{Server: sink.Addr, Fingerprint: sink.Fingerprint})
 	id := r.enqueue(bigReply(size))
@@ -61,11 +94,11 @@ func TestOutboxBigItemMemory(t *testing.T) {
 		Platform: relay.Options{BaseURL: r.platform.URL(), CAFile: r.caFile, Token: r.token}}
 	b, err := json.Marshal(spec)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	specPath := t.TempDir() + "/child.json"
+	specPath := tb.TempDir() + "/child.json"
 	if err := os.WriteFile(specPath, b, 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -73,7 +106,7 @@ func TestOutboxBigItemMemory(t *testing.T) {
 	cmd.Env = append(os.Environ(), memChildEnv+"="+specPath)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("the connector process failed: %v\n%s", err, tail(out, 4000))
+		tb.Fatalf("the connector process failed: %v\n%s", err, tail(out, 4000))
 	}
 	peak := -1
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -83,20 +116,17 @@ func TestOutboxBigItemMemory(t *testing.T) {
 		}
 	}
 	if peak < 0 {
-		t.Fatalf("the connector process did not report its memory:\n%s", tail(out, 4000))
+		tb.Fatalf("the connector process did not report its memory:\n%s", tail(out, 4000))
 	}
 	res := r.result(id)
 	if len(res) != 1 || res[0].State != "sent" || res[0].SentUID == 0 {
-		t.Fatalf("results %+v, want one sent with its Sent UID\n%s", res, tail(out, 4000))
+		tb.Fatalf("results %+v, want one sent with its Sent UID\n%s", res, tail(out, 4000))
 	}
 	dl := sink.Delivered()
 	if len(dl) != 1 || len(dl[0].Data) < size {
-		t.Fatalf("delivered %d messages, want one of at least %d bytes", len(dl), size)
+		tb.Fatalf("delivered %d messages, want one of at least %d bytes", len(dl), size)
 	}
-	t.Logf("sending a %d MiB item: the connector's peak resident memory was %.1f MiB", size>>20, float64(peak)/(1<<20))
-	if peak > limit {
-		t.Fatalf("sending a %d MiB item took %.1f MiB of memory, over the %d MiB bound", size>>20, float64(peak)/(1<<20), limit>>20)
-	}
+	return peak
 }
 
 // TestOutboxMemoryChild is the connector side of TestOutboxBigItemMemory;

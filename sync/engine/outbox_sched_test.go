@@ -2,11 +2,20 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strings"
+	"testing"
 	"time"
 
+	"github.com/inboxrelay/inboxrelay/keychain"
+	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/hostile"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 	"github.com/inboxrelay/inboxrelay/sync/smtpsend"
+	"github.com/inboxrelay/inboxrelay/sync/state"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -49,5 +58,366 @@ func (r *rig) sendDirect(path string) {
 	fi, _ := f.Stat()
 	if _, _, err := c.Send(r.email, []string{"customer@client.test"}, f, fi.Size()); err != nil {
 		r.t.Fatal(err)
+	}
+}
+
+// useSMTP points the rig's account at srv for sending (IMAP stays Dovecot).
+func (r *rig) useSMTP(srv *hostile.ScriptedSMTP) {
+	r.t.Helper()
+	a := &r.cfg.Accounts[0]
+	a.SMTP = config.Server{Host: srv.Host, Port: srv.Port, Security: config.SecurityTLS}
+	a.Pins = append(a.Pins, trust.Pin{Server: srv.Addr, Fingerprint: srv.Fingerprint})
+}
+
+// enqueueTo offers a reply from the rig's account to one recipient.
+func (r *rig) enqueueTo(to string, raw []byte) string {
+	return r.platform.Enqueue(refplatform.OutboxItem{Account: r.email, Raw: raw, From: r.email, To: []string{to}})
+}
+
+// waitResult waits until the platform holds a result for item id.
+func (r *rig) waitResult(id string, within time.Duration) refplatform.OutboxResult {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if err := r.platform.Wait(ctx, func() bool { return len(r.result(id)) > 0 }); err != nil {
+		r.t.Fatalf("no result for outbox item %s within %v", id, within)
+	}
+	return r.result(id)[0]
+}
+
+// record reads item id's record from the engine's store.
+func record(t testing.TB, e *Engine, id string) state.OutboxItem {
+	t.Helper()
+	rec, ok, err := e.o.Store.OutboxItem(id)
+	if err != nil || !ok {
+		t.Fatalf("outbox item %s: known %v, %v", id, ok, err)
+	}
+	return rec
+}
+
+func accountStatus(t testing.TB, e *Engine, email string) AccountStatus {
+	t.Helper()
+	for _, a := range e.Snapshot().Accounts {
+		if a.Email == email {
+			return a
+		}
+	}
+	t.Fatalf("no account %s in the status", email)
+	return AccountStatus{}
+}
+
+// TestOutboxAccountsAreIndependent: bob's password in the keychain is
+// wrong, and his item comes first. Alice's item is sent all the same;
+// bob's waits, unreported and unfailed (it is not at fault), and his status
+// names the refused password. (Before: one loop for all accounts retried
+// bob's item forever, and alice's was never sent.)
+func TestOutboxAccountsAreIndependent(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	const bob = "bob@acme.test"
+	r.dovecot.AddUser(t, bob, "bob's real password")
+	if err := r.kc.Set(keychain.AccountKey(bob), "a wrong password"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.kc.Delete(keychain.AccountKey(bob)) })
+	b := r.cfg.Accounts[0]
+	b.Email = bob
+	r.cfg.Accounts = append(r.cfg.Accounts, b)
+
+	bobsItem := r.platform.Enqueue(refplatform.OutboxItem{Account: bob, Raw: []byte("From: bob@acme.test\r\nTo: c@client.test\r\nSubject: bob\r\n\r\nhi\r\n"), From: bob, To: []string{"c@client.test"}})
+	alicesItem := r.enqueue(reply(20))
+	e := r.start()
+	if res := r.waitResult(alicesItem, time.Minute); res.State != "sent" {
+		t.Fatalf("alice's item: %+v, want sent", res)
+	}
+	if res := r.result(bobsItem); len(res) != 0 {
+		t.Fatalf("bob's item was reported %+v; a wrong password is not the item's fault", res)
+	}
+	rec := record(t, e, bobsItem)
+	if rec.State != state.OutboxReceived || rec.Attempts != 0 {
+		t.Fatalf("bob's item: state %s after %d attempts, want still received, never tried", rec.State, rec.Attempts)
+	}
+	if st := accountStatus(t, e, bob); !strings.Contains(st.Outbox.LastError, "password") {
+		t.Fatalf("bob's outbox status says %q, want the refused password", st.Outbox.LastError)
+	}
+	for _, d := range r.dovecot.Delivered() {
+		if d.From == bob {
+			t.Fatal("bob's item was delivered with a wrong password")
+		}
+	}
+}
+
+// TestOutboxTemporaryRefusalWaitsAlone: the server answers 452 for one
+// item's recipient, every time. The item waits on its own schedule (stored
+// next attempt and retry count) while the item after it is sent. (Before:
+// the first item was retried inline forever and blocked the second.)
+func TestOutboxTemporaryRefusalWaitsAlone(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	srv := hostile.StartScriptedSMTP(t, hostile.SMTPScript{Password: r.password, Rcpt: func(addr string) string {
+		if addr == "full@client.test" {
+			return "452 4.2.2 Mailbox full, try later"
+		}
+		return ""
+	}})
+	r.useSMTP(srv)
+	stuck := r.enqueueTo("full@client.test", reply(21))
+	next := r.enqueueTo("customer@client.test", reply(22))
+	e := r.start()
+	if res := r.waitResult(next, time.Minute); res.State != "sent" {
+		t.Fatalf("the second item: %+v, want sent", res)
+	}
+	if res := r.result(stuck); len(res) != 0 {
+		t.Fatalf("the refused item was reported %+v; a 452 is temporary", res)
+	}
+	rec := record(t, e, stuck)
+	if rec.State != state.OutboxReceived || rec.Retries == 0 || !rec.NextAttempt.After(rec.Received) || !strings.Contains(rec.LastError, "452") {
+		t.Fatalf("the refused item: %+v, want received with its own retry count, next attempt and the 452", rec)
+	}
+	if got := srv.Accepted(); len(got) != 1 || got[0].To[0] != "customer@client.test" {
+		t.Fatalf("the server accepted %+v, want only the second item", got)
+	}
+}
+
+// TestOutboxResetsAfterRefusedData: the server refuses DATA for the first
+// item and keeps the transaction open, as Postfix does. That item is
+// failed at once with the server's 554, and the second one, on the same
+// connection, is sent. (Before: no RSET, so the second item's MAIL got
+// "503 nested MAIL command" and was failed for good.)
+func TestOutboxResetsAfterRefusedData(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	srv := hostile.StartScriptedSMTP(t, hostile.SMTPScript{Password: r.password, Data: func(_ string, to []string) string {
+		if to[0] == "spam-trap@client.test" {
+			return "554 5.7.1 Message refused by policy"
+		}
+		return ""
+	}})
+	r.useSMTP(srv)
+	first := r.enqueueTo("spam-trap@client.test", reply(23))
+	second := r.enqueueTo("customer@client.test", reply(24))
+	if err := r.syncOnce(); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.result(first); len(res) != 1 || res[0].State != "failed" || res[0].SMTPCode != 554 || !strings.Contains(res[0].Error, "refused by policy") {
+		t.Fatalf("first item: %+v, want failed with the 554", res)
+	}
+	if res := r.result(second); len(res) != 1 || res[0].State != "sent" {
+		t.Fatalf("second item: %+v, want sent", res)
+	}
+	if srv.Logins() != 1 {
+		t.Fatalf("%d logins: the second item did not use the same connection", srv.Logins())
+	}
+	cmds := srv.Commands()
+	for i, c := range cmds {
+		if c == "DATA" && i+1 < len(cmds) && strings.HasPrefix(cmds[i+1], "MAIL") {
+			t.Fatalf("MAIL followed a refused DATA without RSET: %q", cmds)
+		}
+	}
+}
+
+// TestOutboxServerSilentMidData: the server stops reading 1 MiB into a
+// 16 MiB item and never answers. The send is given up once nothing moved
+// for the stall limit, the item is kept for later as not handed over
+// (neither sent nor ambiguous), and the small item after it goes out on a
+// new connection. (Before: no deadline on the message body: the outbox
+// hung, and every later item with it.)
+func TestOutboxServerSilentMidData(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	srv := hostile.StartScriptedSMTP(t, hostile.SMTPScript{Password: r.password, StallAfter: 1 << 20})
+	r.useSMTP(srv)
+	big := r.enqueueTo("customer@client.test", bigReply(16<<20))
+	small := r.enqueueTo("customer@client.test", reply(25))
+	err := r.syncOnce(func(o *Options) {
+		o.Outbox.SMTP.Stall = 300 * time.Millisecond
+		o.GiveUpAfter = 0 // no waiting for retries in this pass
+	})
+	if err == nil || !strings.Contains(err.Error(), "1 outbox items could not be sent") {
+		t.Fatalf("the pass ended with %v, want one item left", err)
+	}
+	if res := r.result(small); len(res) != 1 || res[0].State != "sent" {
+		t.Fatalf("the small item: %+v, want sent", res)
+	}
+	if res := r.result(big); len(res) != 0 {
+		t.Fatalf("the big item was reported %+v; it was never handed over", res)
+	}
+	e := r.engine(true)
+	rec := record(t, e, big)
+	if rec.State != state.OutboxReceived || rec.Retries == 0 || !strings.Contains(rec.LastError, "stopped responding during the message (after") {
+		t.Fatalf("the big item: state %s, retries %d, last error %q", rec.State, rec.Retries, rec.LastError)
+	}
+	if srv.Stalled() != rec.Retries || srv.Logins() < srv.Stalled() {
+		t.Fatalf("stalled %d, logins %d, retries %d; want one retry per stall, each on a new connection", srv.Stalled(), srv.Logins(), rec.Retries)
+	}
+}
+
+// TestOutboxHugeEHLOAnswer: a server answers EHLO with 64 MiB of lines.
+// The connection is dropped after 1 MiB, the item waits (the account's
+// connection does, not the item), and the status says what the server did.
+// (Before: go-smtp read the whole answer into memory.)
+func TestOutboxHugeEHLOAnswer(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	srv := hostile.StartScriptedSMTP(t, hostile.SMTPScript{Password: r.password, HugeEHLO: 64 << 20})
+	r.useSMTP(srv)
+	id := r.enqueue(reply(26))
+	e := r.engine(true, func(o *Options) { o.GiveUpAfter = 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := e.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "1 outbox items could not be sent") {
+		t.Fatalf("the pass ended with %v, want the item left", err)
+	}
+	if w := srv.HugeWritten(); w >= 32<<20 {
+		t.Fatalf("the server wrote %d MiB of its answer: the client kept reading", w>>20)
+	}
+	if rec := record(t, e, id); rec.State != state.OutboxReceived || rec.Attempts != 0 {
+		t.Fatalf("the item: %+v, want received and never handed to SMTP", rec)
+	}
+	if st := accountStatus(t, e, r.email); !strings.Contains(st.Outbox.LastError, "in one answer") {
+		t.Fatalf("the status says %q, want the oversized answer named", st.Outbox.LastError)
+	}
+}
+
+// TestOutboxScheduleSurvivesRestart: an item stored with a next attempt an
+// hour away and three failures behind it is not tried by the next run.
+// (Before: a restart retried every unfinished item at once.)
+func TestOutboxScheduleSurvivesRestart(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	id := r.enqueue(reply(27))
+	items := r.takeItems()
+	e := r.engine(true)
+	path, mid := r.prepare(e, items[0])
+	next := time.Now().Add(time.Hour)
+	rec := state.OutboxItem{ID: id, Account: r.email, From: r.email, To: []string{"customer@client.test"}, MessageID: mid, File: path,
+		State: state.OutboxReceived, Retries: 3, NextAttempt: next, LastError: "451 try later", Received: time.Now()}
+	if err := e.o.Store.PutOutboxItem(rec); err != nil {
+		t.Fatal(err)
+	}
+	e.o.Store.Close()
+	if err := r.syncOnce(func(o *Options) { o.GiveUpAfter = time.Minute }); err == nil {
+		t.Fatal("the pass says nothing is left")
+	}
+	if n := len(r.dovecot.Delivered()); n != 0 {
+		t.Fatalf("delivered %d times before its next attempt", n)
+	}
+	got := record(t, r.engine(true), id)
+	if got.Retries != 3 || !got.NextAttempt.Equal(next) || got.Attempts != 0 {
+		t.Fatalf("after the restart: retries %d, next attempt %v, attempts %d; want 3, %v, 0", got.Retries, got.NextAttempt, got.Attempts, next)
+	}
+}
+
+// TestOutboxPauseSendsNothing: while the engine is paused, the outbox takes
+// no item from the platform and sends nothing; after Resume the item is
+// sent. Heartbeats go on while paused, which marks time without a clock.
+// (Before: the outbox loop ignored Pause.)
+func TestOutboxPauseSendsNothing(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	e := r.start(func(o *Options) { o.HeartbeatEvery = 50 * time.Millisecond })
+	e.Pause(PausedByUser)
+	id := r.enqueue(reply(28))
+	beats := len(r.platform.Heartbeats())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := r.platform.Wait(ctx, func() bool { return len(r.platform.Heartbeats()) >= beats+10 }); err != nil {
+		t.Fatal("the heartbeat stopped too")
+	}
+	if n := r.platform.Offers(id); n != 0 {
+		t.Fatalf("the paused outbox took the item %d times", n)
+	}
+	if n := len(r.dovecot.Delivered()); n != 0 || len(r.result(id)) != 0 {
+		t.Fatalf("the paused outbox sent %d messages", n)
+	}
+	e.Resume()
+	if res := r.waitResult(id, time.Minute); res.State != "sent" {
+		t.Fatalf("after Resume: %+v, want sent", res)
+	}
+}
+
+// TestOutboxRefusesWhatItMayNotSend: items that would send as someone else
+// or carry an injection are failed at once with the reason, never handed
+// to SMTP, never retried: each is offered once and reported once.
+// (Before: forged senders and 101 recipients were sent; an address with a
+// CR was retried without end.)
+func TestOutboxRefusesWhatItMayNotSend(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	msg := func(head string) []byte {
+		return []byte(head + "To: customer@client.test\r\nSubject: Renewal\r\n\r\nThanks.\r\n")
+	}
+	alice := "From: Alice <alice@acme.test>\r\n"
+	many := make([]string, 101)
+	for i := range many {
+		many[i] = fmt.Sprintf("c%d@client.test", i)
+	}
+	cases := []struct {
+		name string
+		item refplatform.OutboxItem
+		want string
+	}{
+		{"forged envelope sender", refplatform.OutboxItem{From: "ceo@acme.test", Raw: msg(alice), To: []string{"customer@client.test"}}, "envelope sender ceo@acme.test is neither"},
+		{"forged From header", refplatform.OutboxItem{Raw: msg("From: CEO <ceo@acme.test>\r\n"), To: []string{"customer@client.test"}}, `From header names "ceo@acme.test"`},
+		{"unlisted alias", refplatform.OutboxItem{From: "support@acme.test", Raw: msg("From: Support <support@acme.test>\r\n"), To: []string{"customer@client.test"}}, "nor an alias the platform lists"},
+		{"second address in From", refplatform.OutboxItem{Raw: msg("From: alice@acme.test, ceo@acme.test\r\n"), To: []string{"customer@client.test"}}, `names "ceo@acme.test"`},
+		{"forged Sender", refplatform.OutboxItem{Raw: msg(alice + "Sender: ceo@acme.test\r\n"), To: []string{"customer@client.test"}}, "Sender header names"},
+		{"no From header", refplatform.OutboxItem{Raw: msg(""), To: []string{"customer@client.test"}}, "no From header"},
+		{"101 recipients", refplatform.OutboxItem{Raw: msg(alice), To: many}, "101 recipients, more than the 100 allowed"},
+		{"CR in a recipient", refplatform.OutboxItem{Raw: msg(alice), To: []string{"customer@client.test\r\nRCPT TO:<eve@evil.test>"}}, "contains a line break"},
+		{"CR in the sender", refplatform.OutboxItem{From: "alice@acme.test\r\nRSET", Raw: msg(alice), To: []string{"customer@client.test"}}, "contains a line break"},
+		{"parameter in a recipient", refplatform.OutboxItem{Raw: msg(alice), To: []string{"customer@client.test> NOTIFY=NEVER"}}, "contains"},
+		{"no recipient", refplatform.OutboxItem{Raw: msg(alice), To: nil}, "no recipient"},
+		{"not base64", refplatform.OutboxItem{Raw: nil, To: []string{"customer@client.test"}}, "malformed"},
+	}
+	ids := map[string]string{}
+	for _, c := range cases {
+		it := c.item
+		it.Account = r.email
+		if it.From == "" {
+			it.From = r.email
+		}
+		ids[c.name] = r.platform.Enqueue(it)
+	}
+	if err := r.syncOnce(); err != nil {
+		t.Fatal(err)
+	}
+	e := r.engine(true)
+	for _, c := range cases {
+		id := ids[c.name]
+		res := r.result(id)
+		if len(res) != 1 || res[0].State != "failed" || !strings.Contains(res[0].Error, c.want) || res[0].SMTPCode != 0 {
+			t.Errorf("%s: results %+v, want one failed saying %q", c.name, res, c.want)
+			continue
+		}
+		if n := r.platform.Offers(id); n != 1 {
+			t.Errorf("%s: offered %d times", c.name, n)
+		}
+		if rec := record(t, e, id); rec.Attempts != 0 {
+			t.Errorf("%s: %d SMTP attempts, want none", c.name, rec.Attempts)
+		}
+	}
+	if dl := r.dovecot.Delivered(); len(dl) != 0 {
+		t.Fatalf("%d refused items were delivered anyway: first to %v", len(dl), dl[0].To)
+	}
+}
+
+// TestOutboxSizeCap: an item bigger than the connector sends is failed at
+// once, saying so; one bigger than the SIZE the server announces is failed
+// naming the server's limit, never sent. (Before: no cap at all.)
+func TestOutboxSizeCap(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	srv := hostile.StartScriptedSMTP(t, hostile.SMTPScript{Password: r.password, Size: 3 << 20})
+	r.useSMTP(srv)
+	tooBig := r.enqueue(bigReply(5 << 20))
+	overSIZE := r.enqueue(bigReply(4 << 20))
+	fits := r.enqueue(bigReply(2 << 20))
+	if err := r.syncOnce(func(o *Options) { o.Outbox.MaxMessage = 4<<20 + 512<<10 }); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.result(tooBig); len(res) != 1 || res[0].State != "failed" || !strings.Contains(res[0].Error, "larger than 4 MiB, the most this connector sends") {
+		t.Fatalf("the item over the connector's cap: %+v", res)
+	}
+	if res := r.result(overSIZE); len(res) != 1 || res[0].State != "failed" || !strings.Contains(res[0].Error, "accepts messages of at most 3.0 MB") {
+		t.Fatalf("the item over the server's SIZE: %+v", res)
+	}
+	if res := r.result(fits); len(res) != 1 || res[0].State != "sent" {
+		t.Fatalf("the item that fits: %+v", res)
+	}
+	if got := srv.Accepted(); len(got) != 1 {
+		t.Fatalf("the server got %d messages, want 1", len(got))
 	}
 }

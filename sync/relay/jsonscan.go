@@ -151,7 +151,8 @@ func (s *scanner) array(elem func() error) error {
 }
 
 // str reads the rest of a string whose opening quote is consumed, passing
-// its unescaped bytes to out in pieces of at most 4 KiB.
+// its unescaped bytes to out in pieces (of at most the read buffer's
+// size); out must not keep the slice it is given.
 func (s *scanner) str(out func([]byte) error) error {
 	var buf [4 << 10]byte
 	n := 0
@@ -166,6 +167,32 @@ func (s *scanner) str(out func([]byte) error) error {
 		return nil
 	}
 	for {
+		// Pass plain runs on straight from the read buffer.
+		if _, err := s.r.Peek(1); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		chunk, _ := s.r.Peek(s.r.Buffered())
+		plain := 0
+		for plain < len(chunk) && chunk[plain] != '"' && chunk[plain] != '\\' && chunk[plain] >= 0x20 {
+			plain++
+		}
+		if plain > 0 {
+			if n > 0 {
+				if err := out(buf[:n]); err != nil {
+					return err
+				}
+				n = 0
+			}
+			if err := out(chunk[:plain]); err != nil {
+				return err
+			}
+			s.r.Discard(plain)
+			s.off += int64(plain)
+			continue
+		}
 		c, err := s.next()
 		if err != nil {
 			return err

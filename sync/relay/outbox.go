@@ -395,15 +395,18 @@ func (b *base64Writer) Write(p []byte) error {
 	if b.bad != nil || b.werr != nil {
 		return nil
 	}
-	for _, c := range p {
-		if c == '\r' || c == '\n' {
-			continue
+	for len(p) > 0 {
+		seg := p
+		if i := bytes.IndexAny(p, "\r\n"); i >= 0 {
+			seg, p = p[:i], p[i+1:]
+		} else {
+			p = nil
 		}
-		if b.done {
+		if len(seg) > 0 && b.done {
 			b.bad = errors.New("data after the final padding")
 			return nil
 		}
-		b.pend = append(b.pend, c)
+		b.pend = append(b.pend, seg...)
 	}
 	if len(b.pend) >= 16<<10 {
 		n := len(b.pend) / 4 * 4
