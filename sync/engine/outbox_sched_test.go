@@ -3,8 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
+	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -420,4 +423,159 @@ func TestOutboxSizeCap(t *testing.T) {
 	if got := srv.Accepted(); len(got) != 1 {
 		t.Fatalf("the server got %d messages, want 1", len(got))
 	}
+}
+
+// fakeClock is the outbox's clock in a test: time stands still until
+// Advance, and every wait the outbox asks for is reported on asked.
+type fakeClock struct {
+	mu    gosync.Mutex
+	now   time.Time
+	waits []fakeWait
+	asked chan time.Duration
+}
+
+type fakeWait struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), asked: make(chan time.Duration, 10000)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+	} else {
+		c.waits = append(c.waits, fakeWait{at: c.now.Add(d), ch: ch})
+	}
+	c.mu.Unlock()
+	select {
+	case c.asked <- d:
+	default:
+	}
+	return ch
+}
+
+// Advance moves time on by d, ending the waits it covers.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.waits[:0]
+	for _, w := range c.waits {
+		if w.at.After(c.now) {
+			kept = append(kept, w)
+			continue
+		}
+		w.ch <- c.now
+	}
+	c.waits = kept
+}
+
+// waitAsked returns once the outbox asked to wait exactly d.
+func (c *fakeClock) waitAsked(t testing.TB, d time.Duration) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	var seen []time.Duration
+	for {
+		select {
+		case got := <-c.asked:
+			if got == d {
+				return
+			}
+			seen = append(seen, got)
+		case <-deadline:
+			t.Fatalf("the outbox never asked to wait %v; it asked for %v", d, seen)
+		}
+	}
+}
+
+// TestOutboxPollHonoursRetryAfter: the platform answers the outbox poll
+// 503 with Retry-After: 120. The outbox waits those 120 s (on an injected
+// clock: no time passes in the test) before it polls again, and then sends
+// the item. (Before: it polled again after its own backoff, here 20 ms.)
+func TestOutboxPollHonoursRetryAfter(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	var polls atomic.Int32
+	r.platform.Intercept(func(w http.ResponseWriter, req *http.Request) bool {
+		if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/v1/outbox") && polls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "120")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	id := r.enqueue(reply(30))
+	clock := newFakeClock()
+	r.start(func(o *Options) { o.Outbox.Now, o.Outbox.After = clock.Now, clock.After })
+	clock.waitAsked(t, 120*time.Second)
+	if n := polls.Load(); n != 1 {
+		t.Fatalf("%d polls before the Retry-After ran out, want 1", n)
+	}
+	clock.Advance(120 * time.Second)
+	if res := r.waitResult(id, time.Minute); res.State != "sent" {
+		t.Fatalf("after the wait: %+v, want sent", res)
+	}
+}
+
+// TestOutboxReportHonoursRetryAfter: the platform answers the first result
+// report 503 with Retry-After: 300. The item stores its next attempt 300 s
+// on (so that a restart keeps it) and waits for it while the sender is
+// free; then the result is reported. (Before: the report was retried after
+// the outbox's own backoff.)
+func TestOutboxReportHonoursRetryAfter(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	var reports atomic.Int32
+	r.platform.Intercept(func(w http.ResponseWriter, req *http.Request) bool {
+		if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/result") && reports.Add(1) == 1 {
+			w.Header().Set("Retry-After", "300")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	id := r.enqueue(reply(31))
+	clock := newFakeClock()
+	e := r.start(func(o *Options) { o.Outbox.Now, o.Outbox.After = clock.Now, clock.After })
+	clock.waitAsked(t, 300*time.Second)
+	rec := record(t, e, id)
+	if rec.State != state.OutboxSent || rec.Reported || rec.Retries != 1 || !rec.NextAttempt.Equal(clock.Now().Add(300*time.Second)) || !strings.Contains(rec.LastError, "503") {
+		t.Fatalf("after the 503: %+v, want sent, unreported, one retry, next attempt in 300 s", rec)
+	}
+	clock.Advance(300 * time.Second)
+	if res := r.waitResult(id, time.Minute); res.State != "sent" || reports.Load() != 2 {
+		t.Fatalf("after the wait: %+v after %d reports, want sent on the second", res, reports.Load())
+	}
+	if n := len(r.dovecot.Delivered()); n != 1 {
+		t.Fatalf("delivered %d times, want once", n)
+	}
+}
+
+// TestOutboxFilingGivesUpOnSilentIMAP: the IMAP server accepts connections
+// and says nothing. Each filing step is given up after IMAPStep, retried a
+// few times, and then the item is reported sent without its copy in Sent,
+// instead of never. (Before: no deadline on filing, and the result was
+// never reported.)
+func TestOutboxFilingGivesUpOnSilentIMAP(t *testing.T) {
+	r := newFaultRig(t, dovecottest.Options{})
+	r.IMAPProxy.Freeze()
+	id := r.enqueue(reply(32))
+	r.start(func(o *Options) { o.Outbox.IMAPStep = 300 * time.Millisecond })
+	res := r.waitResult(id, time.Minute)
+	if res.State != "sent" || res.SentUID != 0 {
+		t.Fatalf("result %+v, want sent without a Sent UID", res)
+	}
+	if n := len(r.dovecot.Delivered()); n != 1 {
+		t.Fatalf("delivered %d times, want once", n)
+	}
+	r.IMAPProxy.Thaw()
 }
