@@ -131,7 +131,7 @@ func (ob *outbox) run(ctx context.Context) error {
 	}
 	var pollErr error
 	pc := ob.e.platform.Load()
-	items, err := pc.Outbox(ctx, relay.OutboxOptions{Dir: ob.dir, MaxMessage: ob.o.MaxMessage, Stall: ob.o.SMTP.Stall})
+	items, err := pc.Outbox(ctx, relay.OutboxOptions{Dir: ob.dir, MaxMessage: ob.o.MaxMessage})
 	if err != nil {
 		if errors.Is(err, relay.ErrUnauthorized) {
 			ob.e.platform.refusedBy(pc)
@@ -193,7 +193,7 @@ func (ob *outbox) poll(ctx context.Context) {
 		}
 		pctx, stop := ob.untilPaused(ctx)
 		pc, woken := ob.e.platform.Load(), ob.e.woken()
-		items, err := pc.Outbox(pctx, relay.OutboxOptions{Wait: ob.e.o.OutboxWait, Dir: ob.dir, MaxMessage: ob.o.MaxMessage, Stall: ob.o.SMTP.Stall})
+		items, err := pc.Outbox(pctx, relay.OutboxOptions{Wait: ob.e.o.OutboxWait, Dir: ob.dir, MaxMessage: ob.o.MaxMessage})
 		paused := pctx.Err() != nil
 		stop()
 		if err != nil {

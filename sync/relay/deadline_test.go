@@ -80,7 +80,10 @@ func TestSilentPlatformIsNoticed(t *testing.T) {
 			_, _, err := c.Check(t.Context(), []string{strings.Repeat("a", 64)})
 			return err
 		},
-		"outbox": func(c *relay.Client) error { _, err := c.Outbox(t.Context(), time.Second); return err },
+		"outbox": func(c *relay.Client) error {
+			_, err := c.Outbox(t.Context(), relay.OutboxOptions{Wait: time.Second, Dir: t.TempDir()})
+			return err
+		},
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {
@@ -111,7 +114,9 @@ func TestSlowUploadKeepsGoing(t *testing.T) {
 		t.Fatal("the platform does not hold the message")
 	}
 	fp.Trickle(0)
-	if _, err := within2(t, func() ([]relay.OutboxItem, error) { return c.Outbox(t.Context(), 2*time.Second) }); err != nil {
+	if _, err := within2(t, func() ([]relay.OutboxItem, error) {
+		return c.Outbox(t.Context(), relay.OutboxOptions{Wait: 2 * time.Second, Dir: t.TempDir()})
+	}); err != nil {
 		t.Fatalf("a long poll longer than the silence failed: %v", err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"time"
 )
 
@@ -60,9 +59,6 @@ type OutboxOptions struct {
 	// it are not taken (the platform offers them again after their lease).
 	// 0 means 4 × MaxMessage.
 	MaxTotal int64
-	// Stall is how long the answer may stop arriving before the poll is
-	// abandoned; 0 means 60 s.
-	Stall time.Duration
 }
 
 // Outbox long-polls for items to send, waiting up to o.Wait for one. It
@@ -79,13 +75,8 @@ func (c *Client) Outbox(ctx context.Context, o OutboxOptions) ([]OutboxItem, err
 	if o.MaxTotal <= 0 {
 		o.MaxTotal = 4 * o.MaxMessage
 	}
-	if o.Stall <= 0 {
-		o.Stall = time.Minute
-	}
 	secs := max(0, min(int(o.Wait/time.Second), 60))
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	resp, err := c.do(rctx, "GET", "/v1/outbox?wait="+strconv.Itoa(secs), "application/json", nil, 0, nil, true)
+	resp, err := c.do(ctx, "GET", "/v1/outbox?wait="+strconv.Itoa(secs), "application/json", nil, 0, nil, true)
 	if err != nil {
 		return nil, err
 	}
@@ -97,12 +88,9 @@ func (c *Client) Outbox(ctx context.Context, o OutboxOptions) ([]OutboxItem, err
 	default:
 		return nil, classify(resp)
 	}
-	// Past the headers, the answer must keep arriving.
-	var stalled atomic.Bool
-	watch := time.AfterFunc(o.Stall, func() { stalled.Store(true); cancel() })
-	defer watch.Stop()
-	body := &progressReader{r: resp.Body, progress: func() { watch.Reset(o.Stall) }}
-	d := &outboxDecoder{s: newScanner(body), o: o}
+	// The answer must keep arriving: do's watchdog cancels the request
+	// when it stops for the client's silence.
+	d := &outboxDecoder{s: newScanner(resp.Body), o: o}
 	items, err := d.decode()
 	if err != nil {
 		for _, it := range items {
@@ -113,28 +101,15 @@ func (c *Client) Outbox(ctx context.Context, o OutboxOptions) ([]OutboxItem, err
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if errors.Is(err, context.Canceled) {
+			// Only the watchdog cancels the request while ctx lives.
+			return nil, &TemporaryError{Err: &SilenceError{After: c.silence}}
+		}
 		// Not a *TemporaryError, whose words say the platform is down:
 		// it answered, badly.
-		if stalled.Load() {
-			return nil, fmt.Errorf("the platform stopped sending its outbox answer for %v; will retry", o.Stall)
-		}
 		return nil, fmt.Errorf("the platform's outbox answer cannot be read (%w); will retry", err)
 	}
 	return items, nil
-}
-
-// progressReader calls progress after every read that returned bytes.
-type progressReader struct {
-	r        io.Reader
-	progress func()
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	if n > 0 {
-		p.progress()
-	}
-	return n, err
 }
 
 // outboxDecoder reads {"items": [{"id", "account", "raw", "envelope":

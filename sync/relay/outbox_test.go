@@ -21,7 +21,7 @@ import (
 
 // outboxServer serves GET /v1/outbox with handler behind TLS and returns a
 // client for it.
-func outboxServer(t *testing.T, handler http.HandlerFunc) *Client {
+func outboxServer(t *testing.T, handler http.HandlerFunc, silence ...time.Duration) *Client {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(handler)
 	srv.EnableHTTP2 = true
@@ -31,7 +31,11 @@ func outboxServer(t *testing.T, handler http.HandlerFunc) *Client {
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Options{BaseURL: srv.URL + "/connector", CAFile: ca, Token: "tok"})
+	o := Options{BaseURL: srv.URL + "/connector", CAFile: ca, Token: "tok"}
+	if len(silence) > 0 {
+		o.Silence = silence[0]
+	}
+	c, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,11 +230,13 @@ func TestOutboxStalledAnswer(t *testing.T) {
 		case <-release:
 		case <-r.Context().Done():
 		}
-	})
+	}, 200*time.Millisecond)
 	dir := t.TempDir()
-	_, err := c.Outbox(t.Context(), OutboxOptions{Dir: dir, Stall: 200 * time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "stopped sending") {
-		t.Fatalf("err %v, want the stall named", err)
+	_, err := c.Outbox(t.Context(), OutboxOptions{Dir: dir})
+	var se *SilenceError
+	var te *TemporaryError
+	if !errors.As(err, &se) || !errors.As(err, &te) || !strings.Contains(err.Error(), "stopped answering") {
+		t.Fatalf("err %v, want a temporary error naming the silence", err)
 	}
 	if l := leftovers(t, dir, nil); len(l) != 0 {
 		t.Errorf("files left behind: %v", l)
