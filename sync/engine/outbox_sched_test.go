@@ -579,3 +579,36 @@ func TestOutboxFilingGivesUpOnSilentIMAP(t *testing.T) {
 	}
 	r.IMAPProxy.Thaw()
 }
+
+// TestOutboxSendsAsListedAlias: the platform's heartbeat lists
+// support@acme.test in send_as for alice. An item from that alias (envelope
+// and From) is sent; one from an alias it does not list is failed at once.
+// (Before: send_as did not exist, and every sender was accepted.)
+func TestOutboxSendsAsListedAlias(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	r.platform.Intercept(func(w http.ResponseWriter, req *http.Request) bool {
+		if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/v1/heartbeat") {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"settings": {"send_as": {%q: ["Support@acme.test"]}}}`, r.email)
+		return true
+	})
+	msg := func(from string) []byte {
+		return []byte("From: " + from + "\r\nTo: customer@client.test\r\nSubject: Your ticket\r\n\r\nSolved.\r\n")
+	}
+	listed := r.platform.Enqueue(refplatform.OutboxItem{Account: r.email, From: "support@acme.test", Raw: msg("Support <support@acme.test>"), To: []string{"customer@client.test"}})
+	unlisted := r.platform.Enqueue(refplatform.OutboxItem{Account: r.email, From: "sales@acme.test", Raw: msg("Sales <sales@acme.test>"), To: []string{"customer@client.test"}})
+	if err := r.syncOnce(); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.result(listed); len(res) != 1 || res[0].State != "sent" {
+		t.Fatalf("the listed alias: %+v, want sent", res)
+	}
+	if res := r.result(unlisted); len(res) != 1 || res[0].State != "failed" || !strings.Contains(res[0].Error, "sales@acme.test is neither") {
+		t.Fatalf("the unlisted alias: %+v, want failed naming it", res)
+	}
+	if dl := r.dovecot.Delivered(); len(dl) != 1 || dl[0].From != "support@acme.test" {
+		t.Fatalf("delivered %+v, want one from support@acme.test", dl)
+	}
+}
