@@ -22,6 +22,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/relay"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/proxytest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/testrig"
 )
 
@@ -153,14 +154,26 @@ func TestUnattendedEnrolmentThroughProxy(t *testing.T) {
 		t.Fatalf("account password: %s", r.stdout)
 	}
 
+	// A reply the platform wants sent: through the proxy to the
+	// submission server, then filed in Sent (through the proxy too).
+	reply := []byte("From: " + c.email + "\r\nTo: customer@client.test\r\nSubject: Re: Question 1\r\nMessage-ID: <reply1@acme.test>\r\n\r\nHere is the answer.\r\n")
+	id := c.platform.Enqueue(refplatform.OutboxItem{Account: c.email, Raw: reply, From: c.email, To: []string{"customer@client.test"}})
+
 	cmd, errb := c.startRun()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if err := c.platform.Wait(ctx, func() bool { return len(c.platform.Messages()) >= len(want) }); err != nil {
+	// The inbox and sent mail, plus the reply's copy in Sent.
+	if err := c.platform.Wait(ctx, func() bool { return len(c.platform.Messages()) >= len(want)+1 && len(c.platform.Results()[id]) > 0 }); err != nil {
 		t.Fatalf("not relayed: %v\n%s", err, errb.String())
 	}
 	stopRun(t, cmd, errb)
-	c.checkAllStoredOnce(want)
+	if res := c.platform.Results()[id]; len(res) != 1 || res[0].State != "sent" {
+		t.Fatalf("outbox results %+v, want one sent", res)
+	}
+	if n := len(c.dovecot.Delivered()); n != 1 {
+		t.Fatalf("the reply was delivered %d times, want once", n)
+	}
+	c.checkAllStoredOnce(append(want, sentCopy(t, c, reply)))
 	if d := c.platform.Devices(); len(d) != 1 {
 		t.Fatalf("%d devices paired, want 1", len(d))
 	}
@@ -178,7 +191,7 @@ func TestUnattendedEnrolmentThroughProxy(t *testing.T) {
 	c.dovecot.Append(t, c.email, "INBOX", message(99, 1000), time.Now())
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel2()
-	if err := c.platform.Wait(ctx2, func() bool { return len(c.platform.Messages()) > len(want) }); err != nil {
+	if err := c.platform.Wait(ctx2, func() bool { return len(c.platform.Messages()) > len(want)+1 }); err != nil {
 		t.Fatalf("the second run relays nothing: %v\n%s", err, errb.String())
 	}
 	stopRun(t, cmd, errb)
@@ -224,6 +237,29 @@ func TestUnattendedEnrolmentThroughProxy(t *testing.T) {
 	if rep.PolicyFile != c.policyPath || strings.Contains(r.stdout, "pairing_code") {
 		t.Errorf("policy file %q; the report must name it and never show the code", rep.PolicyFile)
 	}
+}
+
+// sentCopy returns the copy of reply the platform stored from Sent (the
+// engine files it with its own line ends): the one message the test did
+// not write itself.
+func sentCopy(t *testing.T, c *corp, reply []byte) []byte {
+	t.Helper()
+	for _, m := range c.platform.Messages() {
+		if m.Mailbox != "sent" {
+			continue
+		}
+		f, err := m.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(f)
+		f.Close()
+		if bytes.Contains(b, []byte("Message-ID: <reply1@acme.test>")) {
+			return b
+		}
+	}
+	t.Fatal("the reply's copy in Sent never reached the platform")
+	return nil
 }
 
 // A pairing code is sent once: a second home with the same policy finds it
