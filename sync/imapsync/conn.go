@@ -102,6 +102,7 @@ type Conn struct {
 	exists atomic.Uint32   // unknownCount while EXAMINE runs
 	open   bool            // a folder is open (EXAMINE succeeded); owner's goroutine only
 	watch  *watch          // deadlines on the TCP connection; nil until connected
+	limit  *limitConn      // bounds on what the server sends; nil until connected
 	red    *redact.Secrets // the login's password in every form; see wrap
 }
 
@@ -149,8 +150,17 @@ func DialWith(ctx context.Context, acct config.Account, password string, pol *tr
 		conn.watch = newWatch(raw, do.Silence)
 		return conn.watch
 	}
-	c, err := connect(ctx, srv, pol, opts, wrap)
+	// above wraps the decrypted connection, under go-imap: bounds on every
+	// line and literal the server sends (limit.go).
+	above := func(tc net.Conn) net.Conn {
+		conn.limit = newLimitConn(tc)
+		return conn.limit
+	}
+	c, err := connect(ctx, srv, pol, opts, wrap, above)
 	if err != nil {
+		if le := conn.limitErr("greeting"); le != nil {
+			return nil, le
+		}
 		if conn.watch != nil {
 			if step, ok := conn.watch.silent(); ok {
 				return nil, &NetError{Server: srv.Addr(), Kind: Silent, Op: step, Err: silentFor(conn.watch.silence)}
@@ -171,7 +181,7 @@ func DialWith(ctx context.Context, acct config.Account, password string, pol *tr
 	return conn, nil
 }
 
-func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *imapclient.Options, wrap func(net.Conn) net.Conn) (*imapclient.Client, error) {
+func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *imapclient.Options, wrap, above func(net.Conn) net.Conn) (*imapclient.Client, error) {
 	raw, err := netdial.Dial(ctx, srv.Addr())
 	if err != nil {
 		return nil, err
@@ -187,7 +197,7 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *im
 	case config.SecurityStartTLS:
 		// Bound the whole greeting + STARTTLS + handshake exchange.
 		raw.SetDeadline(time.Now().Add(60 * time.Second))
-		c, err := imapclient.NewStartTLS(raw, &o)
+		c, err := startTLS(raw, &o, above) // limit.go: go-imap's own would hide the plain text from above
 		if err != nil {
 			raw.Close()
 			var ie *imap.Error
@@ -215,7 +225,7 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *im
 			raw.Close()
 			return nil, err
 		}
-		c := imapclient.New(tc, &o)
+		c := imapclient.New(above(tc), &o)
 		if err := c.WaitGreeting(); err != nil {
 			c.Close()
 			return nil, err
@@ -288,6 +298,9 @@ func (c *Conn) wrap(what string, err error) (out error) {
 		return nil
 	}
 	defer func() { out = c.red.Error(out) }()
+	if le := c.limitErr(what); le != nil {
+		return le
+	}
 	if _, ok := c.watch.silent(); ok {
 		return &NetError{Server: c.server, Kind: Silent, Op: what, Err: silentFor(c.watch.silence)}
 	}

@@ -145,6 +145,9 @@ const (
 	// Preauth greets with PREAUTH on the plaintext connection (RFC 3501
 	// 7.1.4), then accepts STARTTLS and performs a real handshake.
 	Preauth
+	// HugeAfterTLS behaves until the TLS handshake, then answers the first
+	// command with a 64 MiB line, where no plain-text wrapper sees it.
+	HugeAfterTLS
 )
 
 // StartTLSServer starts a plaintext IMAP listener that misbehaves as mode
@@ -214,6 +217,19 @@ func scriptStartTLS(c net.Conn, mode StartTLSMode, cert *Cert) {
 			w(tag + " OK begin TLS now\r\n")
 			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert.TLS}})
 			if tc.Handshake() != nil {
+				return
+			}
+			if mode == HugeAfterTLS {
+				if _, err := bufio.NewReader(tc).ReadString('\n'); err != nil {
+					return
+				}
+				io.WriteString(tc, "* CAPABILITY IMAP4rev1 ")
+				chunk := []byte(strings.Repeat("A", 64<<10))
+				for i := 0; i < 1024; i++ {
+					if _, err := tc.Write(chunk); err != nil {
+						return
+					}
+				}
 				return
 			}
 			io.Copy(io.Discard, tc)
