@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -111,6 +112,45 @@ func TestHugeLineAfterSTARTTLS(t *testing.T) {
 	var le *imapsync.LimitError
 	if !errors.As(err, &le) || le.What != "line" {
 		t.Fatalf("got %v; want a LimitError for a line", err)
+	}
+	if grew > 100<<20 {
+		t.Fatalf("allocated %d MiB", grew>>20)
+	}
+}
+
+// TestHugeBodyStopsAtTheSpoolBudget: a 64 MiB message body, over the
+// spool's disk budget (16 MiB here), fails for good with a clear error,
+// leaving no file behind and the memory small.
+func TestHugeBodyStopsAtTheSpoolBudget(t *testing.T) {
+	const size = 64 << 20
+	s := hostile.StartHugeIMAP(t, hostile.HugeBody, size)
+	srv, _ := config.ParseServer(s.Addr, config.SecurityTLS, 993)
+	acct := config.Account{Email: "alice@acme.test", IMAP: srv, Pins: []trust.Pin{{Server: s.Addr, Fingerprint: s.Cert.Fingerprint}}}
+	pol, _ := trust.NewPolicy("", acct.TrustPins(), nil)
+	dir := t.TempDir()
+	sp := &spool.Spool{Dir: dir, Budget: 16 << 20}
+	var err error
+	grew := allocated(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c, derr := imapsync.Dial(ctx, acct, "pw", pol)
+		if derr != nil {
+			err = derr
+			return
+		}
+		defer c.Close()
+		if _, err = c.Examine("INBOX"); err != nil {
+			return
+		}
+		err = c.FetchBodies([]uint32{1}, sp, func(uint32, *spool.Body) error { return nil })
+	})
+	t.Logf("a 64 MiB body against a 16 MiB spool: %v; allocated %.1f MiB in all", err, float64(grew)/(1<<20))
+	var fe *spool.FullError
+	if !errors.As(err, &fe) || !fe.Permanent || !strings.Contains(err.Error(), "larger than 16.0 MiB") {
+		t.Fatalf("got %v; want the body refused for good by the spool's budget", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 || sp.Used() != 0 {
+		t.Fatalf("%d spool files left, %d bytes counted", len(entries), sp.Used())
 	}
 	if grew > 100<<20 {
 		t.Fatalf("allocated %d MiB", grew>>20)

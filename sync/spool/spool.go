@@ -1,25 +1,39 @@
 // Package spool holds message bodies between their download from IMAP and
 // their upload to the platform: small ones in memory, big ones in 0600
-// files, so memory does not grow with message size.
+// files, so memory does not grow with message size. The files have a disk
+// budget (Spool.Budget, budget.go), and the disk keeps some free space
+// (Spool.Reserve): a server cannot fill the disk with one endless message.
 package spool
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // DefaultThreshold is the size above which a body goes to disk.
 const DefaultThreshold = 1 << 20
 
-// Spool stores bodies under Dir. Safe for concurrent use.
+// Spool stores bodies under Dir. Safe for concurrent use; the zero value
+// of every field but Dir is the default.
 type Spool struct {
 	Dir       string
 	Threshold int64 // bodies larger than this go to a file; 0 means DefaultThreshold
+	// Budget bounds the bytes of all spool files at once; 0 means
+	// DefaultBudget. A body that alone passes it can never be spooled.
+	Budget int64
+	// Reserve is the free space a spool file never eats into on its
+	// disk; 0 means DefaultReserve.
+	Reserve int64
+
+	mu   sync.Mutex
+	used int64 // bytes of the spool files alive (Body.Remove gives them back)
 }
 
 // Body is one message exactly as read, with its SHA-256. Not safe for
@@ -28,9 +42,10 @@ type Body struct {
 	Size int64
 	// Key is the lowercase hex SHA-256 of the bytes: the relay API's
 	// Idempotency-Key.
-	Key  string
-	mem  []byte
-	path string
+	Key   string
+	mem   []byte
+	path  string
+	spool *Spool // of a body on disk, to give its bytes back
 }
 
 // Open returns a reader of the bytes from the start. Each call returns a
@@ -57,6 +72,7 @@ func (b *Body) Remove() error {
 	}
 	p := b.path
 	b.path = ""
+	b.spool.release(b.Size)
 	if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("remove spooled message: %w", err)
 	}
@@ -64,15 +80,21 @@ func (b *Body) Remove() error {
 }
 
 // Read consumes r to its end and returns the body. Memory use is bounded by
-// the threshold whatever the size of r. When r tells its size (a Size()
-// int64 method, as an IMAP literal has), a body under the threshold is
-// read straight into one buffer of that size: one copy, hashed once.
+// the threshold whatever the size of r, disk use by the budget and the
+// reserve: a body that does not fit fails with a *FullError (wrapping
+// ErrFull), its file removed. When r tells its size (a Size() int64
+// method, as an IMAP literal has), a body larger than the budget fails
+// before anything is read, and a body under the threshold is read straight
+// into one buffer of that size: one copy, hashed once.
 func (s *Spool) Read(r io.Reader) (*Body, error) {
 	limit := s.Threshold
 	if limit <= 0 {
 		limit = DefaultThreshold
 	}
 	if sr, ok := r.(interface{ Size() int64 }); ok {
+		if n := sr.Size(); n > s.budget() {
+			return nil, &FullError{Size: n, Budget: s.budget(), Permanent: true}
+		}
 		if n := sr.Size(); n >= 0 && n <= limit {
 			return readKnown(r, n)
 		}
@@ -101,18 +123,24 @@ func (s *Spool) Read(r io.Reader) (*Body, error) {
 	if err := f.Chmod(0o600); err != nil {
 		return fail(fmt.Errorf("spool file: %w", err))
 	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		return fail(fmt.Errorf("write spool file: %w", err))
-	}
+	bw := &budgetWriter{s: s, f: f}
+	_, err = bw.Write(buf.Bytes())
 	buf = bytes.Buffer{}
-	m, err := io.Copy(f, io.TeeReader(r, h))
+	if err == nil {
+		_, err = io.Copy(bw, io.TeeReader(r, h))
+	}
+	if err == nil {
+		err = f.Close()
+	}
 	if err != nil {
+		s.release(bw.n)
+		var fe *FullError
+		if errors.As(err, &fe) {
+			return fail(err)
+		}
 		return fail(fmt.Errorf("read message: %w", err))
 	}
-	if err := f.Close(); err != nil {
-		return fail(fmt.Errorf("write spool file: %w", err))
-	}
-	return &Body{Size: n + m, Key: hex.EncodeToString(h.Sum(nil)), path: f.Name()}, nil
+	return &Body{Size: bw.n, Key: hex.EncodeToString(h.Sum(nil)), path: f.Name(), spool: s}, nil
 }
 
 // readKnown reads a body that said it holds n bytes, at most the
