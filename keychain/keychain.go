@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -116,9 +117,12 @@ func (s *Store) Service() string { return s.service }
 // Every call returns within the Store's timeout: when the keychain does not
 // answer in time (typically a locked keyring waiting for an unlock prompt)
 // it returns an error wrapping ErrUnavailable while the request is left
-// pending in the background. Calls are served one at a time process-wide,
-// so at most one such abandoned request exists; while it is pending, other
-// calls wait for it within their own timeout.
+// pending in the background. Calls to one keychain (on Linux: one D-Bus
+// session bus) are served one at a time, so at most one such abandoned
+// request exists per keychain; while it is pending, other calls to that
+// keychain wait for it within their own timeout, and calls to another
+// keychain do not wait at all. A session bus that does not answer is
+// noticed within the timeout without a request left behind.
 func (s *Store) Set(key, secret string) error {
 	if err := s.checkKey(key); err != nil {
 		return fmt.Errorf("keychain: set %q: %w", key, err)
@@ -174,11 +178,26 @@ func (s *Store) Delete(key string) error {
 	return nil
 }
 
-// gate serialises keychain calls across the process. go-keyring has no
-// cancellation, so a call that times out keeps its goroutine until the
-// keychain answers; with one slot, at most one such goroutine exists however
-// often callers retry.
-var gate = make(chan struct{}, 1)
+// gates serialise keychain calls, one slot per keychain (busKey). go-keyring
+// has no cancellation, so a call that times out keeps its goroutine until
+// the keychain answers; with one slot per keychain, at most one such
+// goroutine exists per keychain however often callers retry, and a hung
+// keychain holds up no other.
+var gates = struct {
+	sync.Mutex
+	m map[string]chan struct{}
+}{m: map[string]chan struct{}{}}
+
+func gate(key string) chan struct{} {
+	gates.Lock()
+	defer gates.Unlock()
+	g := gates.m[key]
+	if g == nil {
+		g = make(chan struct{}, 1)
+		gates.m[key] = g
+	}
+	return g
+}
 
 // call runs op with the Store's timeout and turns its error into one of
 // ours: keyring.ErrNotFound is passed through for the caller to map, every
@@ -186,8 +205,9 @@ var gate = make(chan struct{}, 1)
 func (s *Store) call(op func() (string, error)) (string, error) {
 	timer := time.NewTimer(s.timeout)
 	defer timer.Stop()
+	slot := gate(busKey())
 	select {
-	case gate <- struct{}{}:
+	case slot <- struct{}{}:
 	case <-timer.C:
 		return "", s.timeoutError()
 	}
@@ -198,7 +218,7 @@ func (s *Store) call(op func() (string, error)) (string, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		defer func() { <-gate }()
+		defer func() { <-slot }()
 		defer func() {
 			// go-keyring type-asserts D-Bus replies; a misbehaving Secret
 			// Service must not take the whole process down.
@@ -206,7 +226,7 @@ func (s *Store) call(op func() (string, error)) (string, error) {
 				done <- result{err: unavailable("the keychain returned a reply that could not be understood (%v): restart your keyring service and try again", p)}
 			}
 		}()
-		if err := preflight(); err != nil {
+		if err := preflight(s.timeout); err != nil {
 			done <- result{err: err}
 			return
 		}

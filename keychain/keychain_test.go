@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -367,6 +368,43 @@ func TestHelperProcess(t *testing.T) {
 	if mode == "" {
 		t.Skip("helper for TestNoKeychainFailsClosed; runs only as its subprocess")
 	}
+	var rep helperReport
+	record := func(op string, err error) {
+		r := helperResult{Op: op, Unavailable: errors.Is(err, ErrUnavailable), NotFound: errors.Is(err, ErrNotFound)}
+		if err != nil {
+			r.Err = err.Error()
+		}
+		rep.Results = append(rep.Results, r)
+	}
+	if mode == "silent-then-real" {
+		// A session bus that accepts connections and never answers (a
+		// frozen dbus-daemon): the first call fails in time, and calls on
+		// the real bus that follows do not wait for it.
+		sock := filepath.Join(t.TempDir(), "silent-bus")
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close() // held open, never answered
+			}
+		}()
+		os.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+sock)
+		silent, _ := New(t.TempDir(), WithTimeout(2*time.Second))
+		_, err = silent.Get(DeviceTokenKey)
+		record("get on the silent bus", err)
+		stop, err := keyringtest.Start() // a real bus and keyring, in DBUS_SESSION_BUS_ADDRESS
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+	}
 	if mode == "locked" {
 		stop, err := keyringtest.Start()
 		if err != nil {
@@ -378,14 +416,6 @@ func TestHelperProcess(t *testing.T) {
 	s, err := New(t.TempDir(), WithTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
-	}
-	var rep helperReport
-	record := func(op string, err error) {
-		r := helperResult{Op: op, Unavailable: errors.Is(err, ErrUnavailable), NotFound: errors.Is(err, ErrNotFound)}
-		if err != nil {
-			r.Err = err.Error()
-		}
-		rep.Results = append(rep.Results, r)
 	}
 	record("set", s.Set(DeviceTokenKey, secretMarker))
 	_, err = s.Get(DeviceTokenKey)
@@ -528,4 +558,24 @@ func userBusSkip() string {
 		}
 	}
 	return ""
+}
+
+// TestSilentBusHoldsUpNoOtherKeychain: a session bus that accepts the
+// connection and never answers makes a call fail within its timeout,
+// saying so, and leaves nothing pending that would make later calls on
+// another bus wait and time out too.
+func TestSilentBusHoldsUpNoOtherKeychain(t *testing.T) {
+	rep := runHelper(t, "silent-then-real", "")
+	if len(rep.Results) != 4 {
+		t.Fatalf("helper results %+v", rep.Results)
+	}
+	first := rep.Results[0]
+	if !first.Unavailable || !strings.Contains(first.Err, "did not answer within 1s") {
+		t.Fatalf("the silent bus: %+v; want unavailable, saying the bus did not answer", first)
+	}
+	for _, r := range rep.Results[1:] {
+		if r.Err != "" {
+			t.Fatalf("%s on the real bus after the silent one: %s", r.Op, r.Err)
+		}
+	}
 }

@@ -2,8 +2,13 @@
 
 package keychain
 
+import "time"
+
 // preflight has nothing to check where the keychain is not on D-Bus.
-func preflight() error { return nil }
+func preflight(time.Duration) error { return nil }
+
+// busKey is the one keychain of the process.
+func busKey() string { return "" }
 
 // classify wraps an error from the macOS or Windows keychain (other than
 // ErrNotFound) in ErrUnavailable.

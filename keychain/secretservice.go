@@ -3,11 +3,13 @@
 package keychain
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	dbus "github.com/godbus/dbus/v5"
 )
@@ -27,17 +29,38 @@ const (
 // dbus-launch, which leaves a new dbus-daemon running forever; that bus then
 // activates a gnome-keyring-daemon with no unlocked keyring, which also
 // never exits. Each start of the program would leak both.
-func preflight() error {
-	if addr := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); addr != "" && addr != "autolaunch:" {
-		return nil
+//
+// It also says hello to the bus within timeout/2, on a connection of its
+// own: a bus that accepts connections but does not answer would otherwise
+// hang go-keyring's connect, holding godbus's session-bus lock and this
+// keychain's slot for good.
+func preflight(timeout time.Duration) error {
+	addr := os.Getenv("DBUS_SESSION_BUS_ADDRESS")
+	if addr == "" || addr == "autolaunch:" {
+		conn, err := dbus.SessionBusPrivateNoAutoStartup() // finds /run/user/UID/bus and sets the variable, or fails
+		if err != nil {
+			return unavailable("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set and none was found in /run/user): %s", msgNoBusAdvice)
+		}
+		conn.Close()
+		if addr = os.Getenv("DBUS_SESSION_BUS_ADDRESS"); addr == "" {
+			return nil
+		}
 	}
-	conn, err := dbus.SessionBusPrivateNoAutoStartup()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout/2)
+	defer cancel()
+	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
 	if err != nil {
-		return unavailable("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set and none was found in /run/user): %s", msgNoBusAdvice)
+		if ctx.Err() != nil {
+			return unavailable("the D-Bus session bus at %q did not answer within %s: %s", addr, timeout/2, msgNoBusAdvice)
+		}
+		return unavailable("cannot connect to the D-Bus session bus at %q (%v): %s", addr, err, msgNoBusAdvice)
 	}
 	conn.Close()
 	return nil
 }
+
+// busKey names the keychain a call reaches: the session bus.
+func busKey() string { return os.Getenv("DBUS_SESSION_BUS_ADDRESS") }
 
 // classify turns an error from go-keyring's Secret Service provider (other
 // than ErrNotFound) into one wrapping ErrUnavailable whose message says what
