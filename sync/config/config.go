@@ -217,7 +217,10 @@ func DefaultHome() (Home, error) {
 }
 
 // OpenHome makes dir (mode 0700) and returns it as a Home with an absolute
-// path.
+// path. An existing dir must be the user's own: one that belongs to
+// another user, or holds something that does, is refused; one that others
+// may read or write is made private (mode 0700). The errors say which and
+// what to do.
 func OpenHome(dir string) (Home, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -225,6 +228,9 @@ func OpenHome(dir string) (Home, error) {
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return Home{}, fmt.Errorf("create home: %w", err)
+	}
+	if err := checkHome(abs); err != nil {
+		return Home{}, err
 	}
 	return Home{Dir: abs}, nil
 }

@@ -16,9 +16,23 @@ var ErrRunning = errors.New("Inbox Relay is already running with this home")
 // kill -9). It fails with an error wrapping ErrRunning, naming the holder's
 // pid, when another process has it.
 func (h Home) Lock() (unlock func(), err error) {
-	f, err := os.OpenFile(h.LockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	// The lock file is truncated and written: never through a link,
+	// which could make it someone else's file (O_NOFOLLOW), and only a
+	// regular file.
+	linkErr := fmt.Errorf("the lock file %s is a link to another file, which Inbox Relay would overwrite: remove the link", h.LockPath())
+	if isLink(h.LockPath()) {
+		return nil, linkErr
+	}
+	f, err := os.OpenFile(h.LockPath(), os.O_RDWR|os.O_CREATE|noFollow, 0o600)
 	if err != nil {
+		if isLink(h.LockPath()) { // made a link meanwhile
+			return nil, linkErr
+		}
 		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("the lock file %s is not a regular file: remove it", h.LockPath())
 	}
 	if err := lockFile(f); err != nil {
 		b, _ := os.ReadFile(h.LockPath())

@@ -35,14 +35,27 @@ func Open(dir, name string, maxSize int64, keep int) (*Writer, error) {
 }
 
 func (w *Writer) open() error {
-	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	// Never through a link (it could make the log someone else's file),
+	// and only into a regular file (a FIFO would block every write).
+	linkErr := fmt.Errorf("the log file %s is a link to another file, which Inbox Relay would write into: remove the link", w.path)
+	if fi, err := os.Lstat(w.path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return linkErr
+	}
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|noFollow|nonBlock, 0o600)
 	if err != nil {
+		if fi, lerr := os.Lstat(w.path); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return linkErr
+		}
 		return fmt.Errorf("open log file: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("open log file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("the log file %s is not a regular file: remove it", w.path)
 	}
 	w.f, w.size = f, fi.Size()
 	return nil
