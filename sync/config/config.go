@@ -250,6 +250,11 @@ func (h Home) LockPath() string { return filepath.Join(h.Dir, "lock") }
 // LogDir holds the rotating log files.
 func (h Home) LogDir() string { return filepath.Join(h.Dir, "logs") }
 
+// PlatformCAPath is the copy of the platform's extra CA bundle that
+// pairing keeps in the home, so that it is not read again, at every start,
+// from a place others may be able to write.
+func (h Home) PlatformCAPath() string { return filepath.Join(h.Dir, "platform-ca.pem") }
+
 // SpoolDir holds big messages between their download and their upload.
 func (h Home) SpoolDir() string { return filepath.Join(h.Dir, "spool") }
 

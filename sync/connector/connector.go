@@ -62,7 +62,10 @@ type PairOptions struct {
 
 // Pair exchanges the code for a device token, stores the token in the
 // keychain and the platform in the settings, and returns the device id.
-// Nothing is stored when the platform refuses the code.
+// Nothing is stored when the platform refuses the code. The extra CA
+// bundle (o.CAFile) is read once and copied into the home
+// (Home.PlatformCAPath), which the settings then name; pairing again
+// without one keeps the copy.
 func Pair(ctx context.Context, home config.Home, o PairOptions) (string, error) {
 	kc, err := keychain.New(home.Dir)
 	if err != nil {
@@ -81,7 +84,12 @@ func Pair(ctx context.Context, home config.Home, o PairOptions) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	client, err := relay.New(relay.Options{BaseURL: o.URL, CAFile: o.CAFile, Proxy: via(choice)})
+	caFile, commitCA, err := stageCA(home, cfg, o.CAFile)
+	if err != nil {
+		return "", err
+	}
+	defer commitCA(false)
+	client, err := relay.New(relay.Options{BaseURL: o.URL, CAFile: caFile, Proxy: via(choice)})
 	if err != nil {
 		return "", err
 	}
@@ -99,11 +107,56 @@ func Pair(ctx context.Context, home config.Home, o PairOptions) (string, error) 
 			return "", err
 		}
 	}
-	cfg.Platform = config.Platform{URL: strings.TrimRight(o.URL, "/"), DeviceID: id, CAFile: o.CAFile, Proxy: stored}
+	ca, err := commitCA(true)
+	if err != nil {
+		return "", err
+	}
+	cfg.Platform = config.Platform{URL: strings.TrimRight(o.URL, "/"), DeviceID: id, CAFile: ca, Proxy: stored}
 	if err := home.Save(cfg); err != nil {
 		return "", err
 	}
 	return id, nil
+}
+
+// stageCA reads the CA bundle src once into a file beside the home's copy
+// and returns that file, for the pairing request, and commit: commit(true)
+// makes it the home's copy and returns the path the settings name;
+// commit(false) removes it (a no-op after commit(true)). With no src, the
+// copy an earlier pairing made is kept and used.
+func stageCA(home config.Home, cfg *config.Config, src string) (file string, commit func(keep bool) (string, error), err error) {
+	if src == "" {
+		kept := ""
+		if cfg.Platform.CAFile == home.PlatformCAPath() {
+			kept = cfg.Platform.CAFile
+		}
+		return kept, func(bool) (string, error) { return kept, nil }, nil
+	}
+	pem, err := os.ReadFile(src)
+	if err != nil {
+		return "", nil, fmt.Errorf("read the platform CA bundle: %w", err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		return "", nil, fmt.Errorf("the platform CA bundle %s holds no PEM certificate", src)
+	}
+	staged := home.PlatformCAPath() + ".new"
+	if err := config.WriteFileAtomic(staged, pem, 0o600); err != nil {
+		return "", nil, fmt.Errorf("copy the platform CA bundle into the home: %w", err)
+	}
+	done := false
+	return staged, func(keep bool) (string, error) {
+		if done {
+			return home.PlatformCAPath(), nil
+		}
+		if !keep {
+			os.Remove(staged)
+			return "", nil
+		}
+		done = true
+		if err := os.Rename(staged, home.PlatformCAPath()); err != nil {
+			return "", fmt.Errorf("copy the platform CA bundle into the home: %w", err)
+		}
+		return home.PlatformCAPath(), nil
+	}, nil
 }
 
 // Check is what CheckAccount found.
