@@ -22,7 +22,7 @@ DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool 
 	dante-server libglib2.0-bin gsettings-desktop-schemas \
 	gcc-mingw-w64-x86-64 desktop-file-utils
 
-.PHONY: all build run test bench bench-micro deps-run deps-test deps-bench install-libs vet clean package build-windows
+.PHONY: all build run test fuzz fuzz-run bench bench-micro deps-run deps-test deps-bench install-libs vet clean package build-windows
 
 all: build
 
@@ -77,6 +77,27 @@ vet:
 
 test: deps-test vet build-windows
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory fuzz-run FUZZTIME=$(FUZZTIME_SHORT)
+
+# Fuzz targets: every parser of what a mail server, the platform or DNS
+# sends (package:target). `make test` runs each briefly, `make fuzz` for
+# FUZZTIME each (make fuzz FUZZTIME=10m). A failure leaves its input under
+# the package's testdata/fuzz, where `go test` replays it from then on.
+FUZZ_TARGETS := sync/redact:FuzzString sync/autoconfig:FuzzParseConfig sync/autoconfig:FuzzSRVAnswer \
+	sync/relay:FuzzParseSettings sync/relay:FuzzOutboxDecode sync/engine:FuzzInDomains \
+	sync/engine:FuzzPrepareFile sync/imapsync:FuzzLimitConn
+FUZZTIME       ?= 2m
+FUZZTIME_SHORT ?= 4s
+
+fuzz: deps-test
+	$(MAKE) --no-print-directory fuzz-run FUZZTIME=$(FUZZTIME)
+
+fuzz-run:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
 
 # Benchmarks measure; they never gate. `make bench` prints issue 12's table
 # (sync/servertest/bench): a bare IMAP fetch, mbsync and Inbox Relay on the
