@@ -2,7 +2,10 @@ package gui
 
 import (
 	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -541,10 +544,10 @@ func trustDialog(w fyne.Window, ue *trust.UntrustedError, onTrust func()) {
 		wrapped("Trust it only if your IT team confirms that its SHA-256 fingerprint is:"),
 		fp,
 	)
-	if p := ue.Pin(); p.Certificate != nil {
+	if len(ue.Chain) > 0 {
 		// A pin trusts this certificate on this server whatever it says:
 		// show what it says.
-		body.Add(wrapped("It names " + p.Certificate.String() + ". Trusting it trusts this certificate for " + ue.Server + " only."))
+		body.Add(wrapped(certWords(ue.Chain[0]) + " Trusting it trusts this one certificate for " + ue.Server + " only, whatever its name and dates."))
 	}
 	d := dialog.NewCustomConfirm("Trust this server's certificate?", "Trust it", "Don't trust", body, func(ok bool) {
 		if ok {
@@ -553,6 +556,26 @@ func trustDialog(w fyne.Window, ue *trust.UntrustedError, onTrust func()) {
 	}, w)
 	d.Resize(fyne.NewSize(520, 0))
 	d.Show()
+}
+
+// certWords says who a certificate is for, who issued it and until when.
+func certWords(c *x509.Certificate) string {
+	name := func(n pkix.Name) string {
+		if n.CommonName != "" {
+			return n.CommonName
+		}
+		return n.String()
+	}
+	issuer := name(c.Issuer)
+	if c.Issuer.String() == c.Subject.String() {
+		issuer = "itself"
+	}
+	s := fmt.Sprintf("It was issued to %s by %s, valid from %s to %s", name(c.Subject), issuer,
+		c.NotBefore.Local().Format("2 January 2006"), c.NotAfter.Local().Format("2 January 2006"))
+	if time.Now().After(c.NotAfter) {
+		s += " (it has expired)"
+	}
+	return s + "."
 }
 
 // groupFingerprint writes a hex fingerprint as IT reads it: AB:CD:…,
