@@ -43,6 +43,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -170,7 +171,7 @@ func Load(path string) (*Policy, error) {
 	}
 	defer f.Close()
 	var b bytes.Buffer
-	if _, err := b.ReadFrom(&limited{f, maxSize + 1}); err != nil {
+	if _, err := b.ReadFrom(io.LimitReader(f, maxSize+1)); err != nil {
 		return nil, &Error{Path: path, Msg: fmt.Sprintf("cannot be read (%v)", err)}
 	}
 	if b.Len() > maxSize {
@@ -181,23 +182,6 @@ func Load(path string) (*Policy, error) {
 		return nil, &Error{Path: path, Msg: err.Error()}
 	}
 	return Parse(path, b.Bytes(), login)
-}
-
-type limited struct {
-	f *os.File
-	n int64
-}
-
-func (l *limited) Read(p []byte) (int, error) {
-	if l.n <= 0 {
-		return 0, errors.New("too large")
-	}
-	if int64(len(p)) > l.n {
-		p = p[:l.n]
-	}
-	n, err := l.f.Read(p)
-	l.n -= int64(n)
-	return n, err
 }
 
 // LoginName is the name of the user running the process, as {user}
