@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrRunning means another process holds the home's lock.
@@ -34,7 +35,7 @@ func (h Home) Lock() (unlock func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("the lock file %s is not a regular file: remove it", h.LockPath())
 	}
-	if err := lockFile(f); err != nil {
+	if err := lockPatiently(f); err != nil {
 		b, _ := os.ReadFile(h.LockPath())
 		f.Close()
 		if pid := strings.TrimSpace(string(b)); pid != "" {
@@ -51,12 +52,41 @@ func (h Home) Lock() (unlock func(), err error) {
 	}, nil
 }
 
-// Running reports whether some process holds the home's lock.
-func (h Home) Running() bool {
-	unlock, err := h.Lock()
-	if err != nil {
-		return errors.Is(err, ErrRunning)
+// lockGrace is how long Lock waits for a lock held by someone else before
+// it reports ErrRunning: Running (`inboxrelay status`, a second launch)
+// holds the lock for a moment to look, and an engine starting in that
+// moment must not give up. A real second instance is reported after it.
+const lockGrace = time.Second
+
+// lockPatiently takes f's lock, retrying while it is held for up to
+// lockGrace.
+func lockPatiently(f *os.File) error {
+	deadline := time.Now().Add(lockGrace)
+	for {
+		err := lockFile(f)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	unlock()
+}
+
+// Running reports whether some process holds the home's lock. It looks
+// without writing anything and holds the lock for a moment only when it
+// is free; Lock waits out such a moment (lockGrace), so calling Running
+// while an engine starts never stops that engine.
+func (h Home) Running() bool {
+	if isLink(h.LockPath()) {
+		return false
+	}
+	f, err := os.OpenFile(h.LockPath(), os.O_RDONLY|noFollow, 0)
+	if err != nil {
+		return false // no lock file: nothing ever ran here
+	}
+	defer f.Close()
+	if err := lockFile(f); err != nil {
+		return true
+	}
+	unlockFile(f)
 	return false
 }
