@@ -327,3 +327,35 @@ func TestUIDValidityChangeKeepsOldDatedNewMail(t *testing.T) {
 	}
 	r.checkStored(map[string][]byte{keyOf(old): old}, map[string]string{keyOf(old): "inbox"})
 }
+
+// TestSentBecomesAnotherFolder: the Sent folder resolves to another folder
+// ("Sent Items" gets the \Sent attribute) that has the same UIDVALIDITY
+// as the old one. It is a new folder, scanned whole under the window: its
+// messages with UIDs below the old one's watermark are relayed too, and
+// nothing twice.
+func TestSentBecomesAnotherFolder(t *testing.T) {
+	r := newRig(t, dovecottest.Options{NoSpecialUse: true})
+	want := map[string][]byte{}
+	mailbox := map[string]string{}
+	for i := 0; i < 3; i++ {
+		m := r.appendMsg("Sent", i, 1000, time.Now())
+		want[keyOf(m)], mailbox[keyOf(m)] = m, "sent"
+	}
+	if err := r.syncOnce(); err != nil {
+		t.Fatal(err)
+	}
+	r.dovecot.CreateFolder(t, r.email, "Sent Items", "")
+	for i := 10; i < 15; i++ {
+		m := r.appendMsg("Sent Items", i, 1000, time.Now())
+		want[keyOf(m)], mailbox[keyOf(m)] = m, "sent"
+	}
+	r.dovecot.SetUIDValidity(t, r.email, "Sent Items", r.dovecot.UIDValidity(t, r.email, "Sent"))
+	r.dovecot.SetSpecialUse(t, r.email, "Sent Items", `\Sent`)
+	if err := r.syncOnce(); err != nil {
+		t.Fatal(err)
+	}
+	r.checkStored(want, mailbox)
+	if n := r.platform.Uploads(); n != len(want) {
+		t.Errorf("%d uploads for %d messages", n, len(want))
+	}
+}
