@@ -13,7 +13,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/inboxrelay/inboxrelay/keychain"
+	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
+	"github.com/inboxrelay/inboxrelay/sync/servertest/hostile"
 	"github.com/inboxrelay/inboxrelay/sync/state"
 )
 
@@ -357,5 +360,44 @@ func TestSentBecomesAnotherFolder(t *testing.T) {
 	r.checkStored(want, mailbox)
 	if n := r.platform.Uploads(); n != len(want) {
 		t.Errorf("%d uploads for %d messages", n, len(want))
+	}
+}
+
+// TestServerRefusesOneMessage: a server that answers NO for one message
+// (Exchange: "could not be converted"), the connection staying open: the
+// others are relayed, the message is recorded undeliverable with the
+// server's own words.
+func TestServerRefusesOneMessage(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	h := hostile.StartIMAP(t, hostile.IMAPOptions{RefuseBodies: []uint32{4}})
+	want := map[string][]byte{}
+	for i := 1; i <= 10; i++ {
+		m := testMessage(i, 1000, time.Now())
+		h.Append(t, "INBOX", m, time.Now())
+		if i != 4 {
+			want[keyOf(m)] = m
+		}
+	}
+	srv, err := config.ParseServer(h.Addr, config.SecurityTLS, 993)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &r.cfg.Accounts[0]
+	a.Email, a.IMAP, a.TrustFingerprints = h.User, srv, append(a.TrustFingerprints, h.Cert.Fingerprint)
+	if err := r.kc.Set(keychain.AccountKey(h.User), h.Password); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.syncOnce(); err != nil {
+		t.Fatalf("a message the server refuses must not fail the pass: %v", err)
+	}
+	r.checkStored(want, inboxOnly(want))
+	st, err := state.Open(r.home.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u, err := st.AccountUndeliverables(h.User)
+	if err != nil || len(u) != 1 || u[0].UID != 4 || !strings.Contains(u[0].Reason, hostile.ErrNotConverted.Text) {
+		t.Fatalf("undeliverable %+v, %v; want UID 4 with the server's words", u, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,11 @@ type IMAPOptions struct {
 	// CloseAfter, when not zero, closes every connection that long after it
 	// was accepted, as servers with short idle timeouts do.
 	CloseAfter time.Duration
+	// RefuseBodies lists UIDs whose body a FETCH never returns: the others
+	// asked for come, then the command ends in a tagged NO "The requested
+	// message could not be converted to RFC822 format.", as Exchange does
+	// for a message it cannot convert. The connection stays open.
+	RefuseBodies []uint32
 }
 
 // IMAPServer is a running minimal IMAP server: go-imap's in-memory server
@@ -67,6 +73,9 @@ func StartIMAP(t testing.TB, o IMAPOptions) *IMAPServer {
 	mem.AddUser(s.user)
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			if len(o.RefuseBodies) > 0 {
+				return &refusingSession{Session: mem.NewSession(), refuse: o.RefuseBodies}, nil, nil
+			}
 			return mem.NewSession(), nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
@@ -94,6 +103,45 @@ func StartIMAP(t testing.TB, o IMAPOptions) *IMAPServer {
 		}
 	})
 	return s
+}
+
+// refusingSession refuses the bodies of some UIDs (IMAPOptions.RefuseBodies).
+type refusingSession struct {
+	imapserver.Session
+	refuse []uint32
+}
+
+// ErrNotConverted is the NO a refusingSession answers, in Exchange's words.
+var ErrNotConverted = &imap.Error{Type: imap.StatusResponseTypeNo, Text: "The requested message could not be converted to RFC822 format."}
+
+func (s *refusingSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	uids, ok := numSet.(imap.UIDSet)
+	if !ok || len(options.BodySection) == 0 {
+		return s.Session.Fetch(w, numSet, options)
+	}
+	var keep imap.UIDSet
+	refused := false
+	for _, r := range uids {
+		if r.Stop == 0 || r.Stop < r.Start { // "n:*": not what the connector asks
+			return s.Session.Fetch(w, numSet, options)
+		}
+		for u := r.Start; u <= r.Stop; u++ {
+			if slices.Contains(s.refuse, uint32(u)) {
+				refused = true
+			} else {
+				keep.AddNum(u)
+			}
+		}
+	}
+	if len(keep) > 0 {
+		if err := s.Session.Fetch(w, keep, options); err != nil {
+			return err
+		}
+	}
+	if refused {
+		return ErrNotConverted
+	}
+	return nil
 }
 
 // Append puts msg into folder with date as its INTERNALDATE.
