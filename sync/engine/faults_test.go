@@ -401,3 +401,43 @@ func TestServerRefusesOneMessage(t *testing.T) {
 		t.Fatalf("undeliverable %+v, %v; want UID 4 with the server's words", u, err)
 	}
 }
+
+// TestUndeliverableRetriedDaily: a message recorded undeliverable is not
+// asked for again on every pass (each try may cost the server a broken
+// connection), only once a day; the day after, it is tried again and, the
+// server able to deliver it now, relayed and counted once.
+func TestUndeliverableRetriedDaily(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	_, uids := r.fillInbox(10, 1000)
+	r.dovecot.MakeUnreadable(t, r.email, "INBOX", uids[4])
+	day := time.Now()
+	at := func(d time.Duration) func(*Options) {
+		return func(o *Options) { o.Now = func() time.Time { return day.Add(d) } }
+	}
+	if err := r.syncOnce(at(0)); err != nil {
+		t.Fatal(err)
+	}
+	r.dovecot.MakeReadable(t, r.email, "INBOX", uids[4])
+	if err := r.syncOnce(at(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.platform.Messages()); n != 9 {
+		t.Fatalf("%d relayed an hour later, want 9: the undeliverable message was tried again before its day", n)
+	}
+	if err := r.syncOnce(at(25 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.platform.Messages()); n != 10 {
+		t.Fatalf("%d relayed a day later, want 10", n)
+	}
+	st, err := state.Open(r.home.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, _ := st.Counters(r.email)
+	u, _ := st.AccountUndeliverables(r.email)
+	if c.Relayed != 10 || len(u) != 0 {
+		t.Fatalf("counters %+v, undeliverable %+v; want 10 relayed and none left", c, u)
+	}
+}
