@@ -29,13 +29,16 @@ func (e *SilenceError) Error() string {
 	return fmt.Sprintf("the platform stopped answering: nothing for %v", e.After)
 }
 
-// drainRate is the slowest rate at which the bytes of a request still in
-// the operating system's buffers (at most inFlight) are assumed to reach
-// the platform once all were handed over: the platform cannot answer
-// before it has them all.
+// Once a request's body is all handed to the operating system, up to
+// inFlight of its bytes (a socket's send buffer, as Linux sizes it at
+// most by default) may still be on their way, at drainRate at the worst
+// (256 kbit/s): the platform cannot answer before it has them all, so the
+// answer is allowed that long on top of the silence. A platform that takes
+// a big message whole and never answers is noticed after at most
+// 60 s + 128 s.
 const (
 	drainRate = 32 << 10 // bytes per second
-	inFlight  = 8 << 20
+	inFlight  = 4 << 20
 )
 
 // watchdog drops one request when the platform goes silent: a deadline

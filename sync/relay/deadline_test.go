@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -65,36 +66,57 @@ func message(size int) (relay.Message, []byte) {
 	}, body
 }
 
-// TestSilentPlatformIsNoticed: a platform that stops answering (its
-// connection frozen: nothing taken, nothing sent) fails each call after
-// the silence with a temporary error that says so, for the heartbeat,
-// the upload, the check and the outbox's long poll alike.
+// TestSilentPlatformIsNoticed: a platform that stops answering fails each
+// call after the silence with a temporary error that says so, for the
+// heartbeat, the upload, the check and the outbox's long poll alike:
+// whether its connection froze (nothing taken, nothing sent), or it took
+// the request whole and never answered.
 func TestSilentPlatformIsNoticed(t *testing.T) {
-	calls := map[string]func(c *relay.Client) error{
-		"heartbeat": func(c *relay.Client) error {
-			_, err := c.Heartbeat(t.Context(), relay.Heartbeat{Version: "test", OS: "linux", Accounts: []relay.AccountHeartbeat{}})
-			return err
-		},
-		"upload": func(c *relay.Client) error { m, _ := message(64 << 20); return c.Upload(t.Context(), m) },
-		"check": func(c *relay.Client) error {
-			_, _, err := c.Check(t.Context(), []string{strings.Repeat("a", 64)})
-			return err
-		},
-		"outbox": func(c *relay.Client) error {
-			_, err := c.Outbox(t.Context(), relay.OutboxOptions{Wait: time.Second, Dir: t.TempDir()})
-			return err
-		},
+	calls := func(uploadSize int) map[string]func(c *relay.Client) error {
+		return map[string]func(c *relay.Client) error{
+			"heartbeat": func(c *relay.Client) error {
+				_, err := c.Heartbeat(t.Context(), relay.Heartbeat{Version: "test", OS: "linux", Accounts: []relay.AccountHeartbeat{}})
+				return err
+			},
+			"upload": func(c *relay.Client) error { m, _ := message(uploadSize); return c.Upload(t.Context(), m) },
+			"check": func(c *relay.Client) error {
+				_, _, err := c.Check(t.Context(), []string{strings.Repeat("a", 64)})
+				return err
+			},
+			"outbox": func(c *relay.Client) error {
+				_, err := c.Outbox(t.Context(), relay.OutboxOptions{Wait: time.Second, Dir: t.TempDir()})
+				return err
+			},
+		}
 	}
-	for name, call := range calls {
-		t.Run(name, func(t *testing.T) {
+	check := func(t *testing.T, name string, err error) {
+		t.Helper()
+		var te *relay.TemporaryError
+		var se *relay.SilenceError
+		if !errors.As(err, &te) || !errors.As(err, &se) || !strings.Contains(err.Error(), "stopped answering") {
+			t.Fatalf("%s = %v, want a temporary error saying the platform stopped answering", name, err)
+		}
+	}
+	// 64 MiB: more than the buffers between the client and a frozen
+	// platform hold.
+	for name, call := range calls(64 << 20) {
+		t.Run("connection frozen/"+name, func(t *testing.T) {
 			c, fp, _ := viaProxy(t, 300*time.Millisecond)
 			fp.Freeze()
-			err := within(t, func() error { return call(c) })
-			var te *relay.TemporaryError
-			var se *relay.SilenceError
-			if !errors.As(err, &te) || !errors.As(err, &se) || !strings.Contains(err.Error(), "stopped answering") {
-				t.Fatalf("%s with the platform frozen = %v, want a temporary error saying it stopped answering", name, err)
-			}
+			check(t, name, within(t, func() error { return call(c) }))
+		})
+	}
+	// 16 KiB: taken whole, a message has the time its last bytes may need
+	// to arrive on top of the silence (minutes for a big one).
+	for name, call := range calls(16 << 10) {
+		t.Run("request held/"+name, func(t *testing.T) {
+			c, _, p := viaProxy(t, 300*time.Millisecond)
+			p.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+				io.Copy(io.Discard, r.Body)
+				<-r.Context().Done()
+				return true
+			})
+			check(t, name, within(t, func() error { return call(c) }))
 		})
 	}
 }
