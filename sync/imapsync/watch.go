@@ -33,6 +33,7 @@ type watch struct {
 	mu    sync.Mutex
 	what  string // the step awaited, "" when none
 	fired string // the step during which the server fell silent, "" if none
+	dead  error  // the timeout every read and write returns once it fell silent
 }
 
 func newWatch(c net.Conn, silence time.Duration) *watch {
@@ -87,6 +88,14 @@ func (w *watch) silent() (step string, ok bool) {
 
 func (w *watch) Read(p []byte) (int, error) {
 	w.mu.Lock()
+	if w.dead != nil {
+		// Once silent, always: go-imap's decoder reads on after an error,
+		// and crypto/tls lets a timed-out read be tried again, each time
+		// for a whole silence.
+		err := w.dead
+		w.mu.Unlock()
+		return 0, err
+	}
 	if w.what != "" {
 		w.Conn.SetReadDeadline(w.now().Add(w.silence))
 	}
@@ -95,7 +104,7 @@ func (w *watch) Read(p []byte) (int, error) {
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		w.mu.Lock()
 		if w.what != "" && w.fired == "" {
-			w.fired = w.what
+			w.fired, w.dead = w.what, err
 		}
 		w.mu.Unlock()
 	}
@@ -103,12 +112,18 @@ func (w *watch) Read(p []byte) (int, error) {
 }
 
 func (w *watch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	dead := w.dead
+	w.mu.Unlock()
+	if dead != nil {
+		return 0, dead
+	}
 	w.Conn.SetWriteDeadline(w.now().Add(w.silence))
 	n, err := w.Conn.Write(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		w.mu.Lock()
 		if w.fired == "" {
-			w.fired = "sending to the server"
+			w.fired, w.dead = "sending to the server", err
 			if w.what != "" {
 				w.fired = w.what
 			}
