@@ -242,13 +242,19 @@ func TestFrozenServerMidBackfill(t *testing.T) {
 	r.platform.FailNext(1_000_000, 503, 0)
 	e := r.start(func(o *Options) {
 		o.Silence = time.Second
-		o.Backoff.Base, o.Backoff.Max = 300*time.Millisecond, time.Second // long enough to see the error in status
+		o.Backoff.Base, o.Backoff.Max = time.Second, 2*time.Second // the error stays in status half a second at least
 	})
 	var seen gosync.Map // folder errors seen in status
 	changes, unsubscribe := e.Subscribe()
-	t.Cleanup(unsubscribe)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop); unsubscribe() })
 	go func() {
-		for range changes {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-changes:
+			}
 			for _, a := range e.Snapshot().Accounts {
 				for _, f := range a.Folders {
 					if f.Error != "" {
