@@ -1,14 +1,26 @@
 //go:build ignore
 
 // gen draws the tray and application icons: go run gen.go (from assets/).
-// Each tray icon is an envelope with a badge naming the state; the
-// envelope is dark for light panels and light for dark panels, the badge
-// keeps its colour on both.
+//
+// The mark is Inbox Relay's own: a double chevron (mail passed on), not an
+// envelope like every mail client's. Each tray icon is the mark with a
+// badge at the bottom right whose silhouette names the state, so that the
+// states differ in shape as well as colour (a colour-blind user, a panel
+// that tints icons): a disc with a tick (up to date), two arrows turning
+// (relaying), a square with bars (paused), a triangle with "!" (action
+// needed) and a capsule with dots over a faded mark (offline, waiting).
+// The mark's ink is dark for light panels and light for dark panels; the
+// badges keep their colours on both. Strokes are thick enough to survive
+// the panel's scaling to 16 px.
+//
+// It also writes preview/tray.png: every icon at 16, 22 and 64 px on a
+// light and a dark panel, to look at when changing them.
 package main
 
 import (
 	"image"
 	"image/color"
+	"image/draw"
 	"image/png"
 	"log"
 	"math"
@@ -34,18 +46,12 @@ func disc(cx, cy, r float64) shape {
 	return func(x, y float64) bool { return (x-cx)*(x-cx)+(y-cy)*(y-cy) <= r*r }
 }
 
-func ring(cx, cy, r, w float64) shape {
+// arc is part of a ring between two angles (radians, clockwise from +x,
+// y pointing down).
+func arc(cx, cy, r, w, from, to float64) shape {
 	return func(x, y float64) bool {
 		d := math.Hypot(x-cx, y-cy)
-		return d <= r+w/2 && d >= r-w/2
-	}
-}
-
-// arc is part of a ring between two angles (radians, clockwise from +x).
-func arc(cx, cy, r, w, from, to float64) shape {
-	rg := ring(cx, cy, r, w)
-	return func(x, y float64) bool {
-		if !rg(x, y) {
+		if d > r+w/2 || d < r-w/2 {
 			return false
 		}
 		a := math.Atan2(y-cy, x-cx)
@@ -56,17 +62,34 @@ func arc(cx, cy, r, w, from, to float64) shape {
 	}
 }
 
-func roundRectOutline(x0, y0, x1, y1, r, w float64) shape {
-	inside := func(x, y, x0, y0, x1, y1, r float64) bool {
+// poly is a filled convex polygon.
+func poly(pts ...[2]float64) shape {
+	return func(x, y float64) bool {
+		sign := 0.0
+		for i := range pts {
+			a, b := pts[i], pts[(i+1)%len(pts)]
+			c := (b[0]-a[0])*(y-a[1]) - (b[1]-a[1])*(x-a[0])
+			if c == 0 {
+				continue
+			}
+			if sign == 0 {
+				sign = c
+			} else if (c > 0) != (sign > 0) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func roundRect(x0, y0, x1, y1, r float64) shape {
+	return func(x, y float64) bool {
 		if x < x0 || x > x1 || y < y0 || y > y1 {
 			return false
 		}
 		cx := math.Max(x0+r, math.Min(x1-r, x))
 		cy := math.Max(y0+r, math.Min(y1-r, y))
 		return (x-cx)*(x-cx)+(y-cy)*(y-cy) <= r*r
-	}
-	return func(x, y float64) bool {
-		return inside(x, y, x0, y0, x1, y1, r) && !inside(x, y, x0+w, y0+w, x1-w, y1-w, math.Max(0, r-w))
 	}
 }
 
@@ -123,54 +146,77 @@ func render(layers ...layer) *image.NRGBA {
 }
 
 var (
-	green  = color.NRGBA{0x2e, 0xa0, 0x43, 0xff}
+	green  = color.NRGBA{0x1a, 0x7f, 0x37, 0xff}
 	blue   = color.NRGBA{0x1f, 0x6f, 0xeb, 0xff}
-	grey   = color.NRGBA{0x8b, 0x94, 0x9e, 0xff}
-	orange = color.NRGBA{0xe3, 0x6d, 0x00, 0xff}
-	slate  = color.NRGBA{0x57, 0x60, 0x6a, 0xff}
+	violet = color.NRGBA{0x6e, 0x56, 0xcf, 0xff}
+	amber  = color.NRGBA{0xd9, 0x5f, 0x00, 0xff}
+	slate  = color.NRGBA{0x6e, 0x77, 0x81, 0xff}
 	white  = color.NRGBA{0xff, 0xff, 0xff, 0xff}
-	clear  = color.NRGBA{0, 0, 0, 0}
 )
 
-// envelope is the Inbox Relay mark, leaving room for a badge at the
-// bottom right.
-func envelope() shape {
-	body := roundRectOutline(4, 12, 52, 46, 5, 4.5)
-	flap := union(seg(7, 15, 28, 31, 4.5), seg(28, 31, 49, 15, 4.5))
-	return union(body, flap)
+// mark is the relay mark: two bold chevrons, pointing on, in the top
+// left, clear of the badge.
+func mark() shape {
+	const w = 8.5
+	return union(
+		seg(5, 6, 19, 21, w), seg(19, 21, 5, 36, w),
+		seg(22, 6, 36, 21, w), seg(36, 21, 22, 36, w),
+	)
 }
 
-const bx, by, br = 47, 47, 15 // the badge's centre and radius
+const bx, by = 45.0, 45.0 // the badge's centre
 
-func badge(state string) []layer {
-	gap := disc(bx, by, br+3.5) // a clear moat between the envelope and the badge
-	base := []layer{}
-	var fill color.NRGBA
-	var mark shape
+// badge returns the badge's layers for a state and the space it clears
+// around itself in the mark.
+func badge(state string) (moat shape, layers []layer) {
 	switch state {
 	case "uptodate":
-		fill = green
-		mark = union(seg(40, 47.5, 45, 52.5, 4), seg(45, 52.5, 54, 42, 4))
+		return disc(bx, by, 21), []layer{
+			{disc(bx, by, 17), green},
+			{union(seg(36.5, 45.5, 42.5, 51.5, 5), seg(42.5, 51.5, 53.5, 39, 5)), white},
+		}
 	case "syncing":
-		fill = blue
-		mark = union(arc(bx, by, 7.5, 3.5, -math.Pi*0.15, math.Pi*0.85), arc(bx, by, 7.5, 3.5, math.Pi*0.85, math.Pi*1.85),
-			seg(54.5, 45.5, 54.5, 40, 3.2), seg(54.5, 45.5, 49.5, 45.5, 3.2),
-			seg(39.5, 48.5, 39.5, 54, 3.2), seg(39.5, 48.5, 44.5, 48.5, 3.2))
-		mark = minus(mark, union(seg(41, 41, 45, 44, 0.1)))
+		// Two arrows chasing each other round: a ring with two heads.
+		r := 11.5
+		arrows := union(
+			arc(bx, by, r, 6, -math.Pi*0.95, -math.Pi*0.15),
+			arc(bx, by, r, 6, math.Pi*0.05, math.Pi*0.85),
+			poly([2]float64{bx + r - 7, by - 3}, [2]float64{bx + r + 7, by - 3}, [2]float64{bx + r, by + 5}),
+			poly([2]float64{bx - r + 7, by + 3}, [2]float64{bx - r - 7, by + 3}, [2]float64{bx - r, by - 5}),
+		)
+		return disc(bx, by, 21), []layer{{arrows, blue}}
 	case "paused":
-		fill = grey
-		mark = union(seg(43, 41, 43, 53, 4.2), seg(51, 41, 51, 53, 4.2))
+		return roundRect(bx-19, by-19, bx+19, by+19, 7), []layer{
+			{roundRect(bx-15, by-15, bx+15, by+15, 5), violet},
+			{union(seg(bx-5.5, by-7.5, bx-5.5, by+7.5, 5.5), seg(bx+5.5, by-7.5, bx+5.5, by+7.5, 5.5)), white},
+		}
 	case "attention":
-		fill = orange
-		mark = union(seg(bx, 39.5, bx, 48.5, 4.2), disc(bx, 54, 2.4))
+		tri := func(g float64) shape {
+			return poly([2]float64{bx, by - 18 - g}, [2]float64{bx + 19 + g, by + 15 + g*0.6}, [2]float64{bx - 19 - g, by + 15 + g*0.6})
+		}
+		return tri(4.5), []layer{
+			{tri(0), amber},
+			{union(seg(bx, by-7, bx, by+3, 5.5), disc(bx, by+9.5, 3.2)), white},
+		}
 	case "offline":
-		fill = slate
-		mark = union(seg(41, 41, 53, 53, 4), seg(53, 41, 41, 53, 4))
-	default:
-		return nil
+		// A capsule of three dots: waiting, not failed.
+		return roundRect(bx-21, by-12, bx+19, by+12, 12), []layer{
+			{roundRect(bx-17, by-8, bx+15, by+8, 8), slate},
+			{union(disc(bx-9, by, 3.4), disc(bx-1, by, 3.4), disc(bx+7, by, 3.4)), white},
+		}
 	}
-	_ = base
-	return []layer{{gap, clear}, {disc(bx, by, br), fill}, {mark, white}}
+	log.Fatalf("no badge for %q", state)
+	return nil, nil
+}
+
+var states = []string{"uptodate", "syncing", "paused", "attention", "offline"}
+
+func trayIcon(state string, ink color.NRGBA) *image.NRGBA {
+	moat, b := badge(state)
+	if state == "offline" {
+		ink.A = 0x70 // faded: nothing flows
+	}
+	return render(append([]layer{{minus(mark(), moat), ink}}, b...)...)
 }
 
 func write(name string, img image.Image) {
@@ -186,25 +232,74 @@ func write(name string, img image.Image) {
 	}
 }
 
+// scale shrinks img to n×n by averaging (premultiplied), as a panel does.
+func scale(img *image.NRGBA, n int) *image.NRGBA {
+	out := image.NewNRGBA(image.Rect(0, 0, n, n))
+	f := float64(size) / float64(n)
+	for y := 0; y < n; y++ {
+		for x := 0; x < n; x++ {
+			var r, g, b, a, cnt float64
+			for sy := int(float64(y) * f); sy < int(float64(y+1)*f); sy++ {
+				for sx := int(float64(x) * f); sx < int(float64(x+1)*f); sx++ {
+					c := img.NRGBAAt(sx, sy)
+					al := float64(c.A) / 255
+					r += float64(c.R) * al
+					g += float64(c.G) * al
+					b += float64(c.B) * al
+					a += al
+					cnt++
+				}
+			}
+			if a > 0 {
+				out.SetNRGBA(x, y, color.NRGBA{uint8(r / a), uint8(g / a), uint8(b / a), uint8(a / cnt * 255)})
+			}
+		}
+	}
+	return out
+}
+
 func main() {
 	ink := map[string]color.NRGBA{
 		"light": {0x24, 0x29, 0x2f, 0xff}, // for light panels
 		"dark":  {0xf0, 0xf3, 0xf6, 0xff}, // for dark panels
 	}
-	for _, st := range []string{"uptodate", "syncing", "paused", "attention", "offline"} {
+	icons := map[string]*image.NRGBA{}
+	for _, st := range states {
 		for panel, c := range ink {
-			b := badge(st)
-			env := minus(envelope(), disc(bx, by, br+3.5))
-			layers := append([]layer{{env, c}}, b[1:]...)
-			write("tray-"+st+"-"+panel+".png", render(layers...))
+			img := trayIcon(st, c)
+			icons[st+"-"+panel] = img
+			write("tray-"+st+"-"+panel+".png", img)
 		}
 	}
-	// The application icon: a white envelope on a blue rounded square.
-	sq := func(x, y float64) bool {
-		cx := math.Max(10, math.Min(54, x))
-		cy := math.Max(10, math.Min(54, y))
-		return (x-cx)*(x-cx)+(y-cy)*(y-cy) <= 100 && x >= 0 && x <= 64 && y >= 0 && y <= 64
+	// The application icon: the mark in white on a blue rounded square.
+	chev := func(x, y float64) bool { return mark()(x*50/64+3, y*50/64+5) }
+	write("app.png", render(layer{roundRect(0, 0, 64, 64, 12), blue}, layer{func(x, y float64) bool { return chev(x-12, y-9) }, white}))
+
+	// The preview: per row a panel shade; per column a state at 16, 22
+	// and 64 px.
+	const cell, high = 80, 96
+	sheet := image.NewNRGBA(image.Rect(0, 0, cell*len(states), 2*high))
+	for row, panel := range []string{"light", "dark"} {
+		bg := color.NRGBA{0xf6, 0xf6, 0xf6, 0xff}
+		if panel == "dark" {
+			bg = color.NRGBA{0x1e, 0x1e, 0x1e, 0xff}
+		}
+		draw.Draw(sheet, image.Rect(0, row*high, cell*len(states), (row+1)*high), image.NewUniform(bg), image.Point{}, draw.Src)
+		for col, st := range states {
+			img := icons[st+"-"+panel]
+			x0, y0 := col*cell+4, row*high+4
+			for _, s := range []struct{ n, x, y int }{{16, 6, 3}, {22, 30, 0}, {64, 4, 26}} {
+				small := image.Image(img)
+				if s.n != size {
+					small = scale(img, s.n)
+				}
+				r := image.Rect(x0+s.x, y0+s.y, x0+s.x+s.n, y0+s.y+s.n)
+				draw.Draw(sheet, r, small, image.Point{}, draw.Over)
+			}
+		}
 	}
-	env := union(roundRectOutline(12, 18, 52, 46, 4, 4), seg(15, 21, 32, 34, 4), seg(32, 34, 49, 21, 4))
-	write("app.png", render(layer{sq, blue}, layer{env, white}))
+	if err := os.MkdirAll("preview", 0o755); err != nil {
+		log.Fatal(err)
+	}
+	write("preview/tray.png", sheet)
 }
