@@ -720,6 +720,10 @@ type AccountStatus struct {
 	LastError             string                `json:"last_error,omitempty"`
 	Folders               []FolderStatus        `json:"folders"`
 	Outbox                OutboxStatus          `json:"outbox"`
+
+	// LastRelayed is when the account's last message was relayed (zero
+	// before the first), kept across restarts.
+	LastRelayed time.Time `json:"last_relayed,omitzero"`
 }
 
 // OutboxStatus is where an account's outgoing mail stands.
@@ -810,6 +814,7 @@ func (e *Engine) Snapshot() Snapshot {
 		}
 		if c, err := e.o.Store.Counters(k); err == nil {
 			a.Relayed, a.RelayedToday, a.Rejected, a.Skipped = c.Relayed, c.RelayedToday, c.Rejected, c.Skipped
+			a.LastRelayed = c.LastRelayed
 		}
 		if r, err := e.o.Store.Rejections(k); err == nil {
 			if len(r) > 20 {

@@ -307,6 +307,9 @@ type Counters struct {
 	Day          string `json:"day"` // local date RelayedToday counts, YYYY-MM-DD
 	Rejected     int    `json:"rejected"`
 	Skipped      int    `json:"skipped"`
+	// LastRelayed is when the last message was relayed (zero before the
+	// first): what "All mail relayed · 2 min ago" says.
+	LastRelayed time.Time `json:"last_relayed,omitzero"`
 }
 
 func bumpCounters(tx *bolt.Tx, account string, o Outcome, now time.Time) error {
@@ -326,6 +329,7 @@ func bumpCounters(tx *bolt.Tx, account string, o Outcome, now time.Time) error {
 	case Relayed:
 		c.Relayed++
 		c.RelayedToday++
+		c.LastRelayed = now
 	case Rejected:
 		c.Rejected++
 	case Skipped:
