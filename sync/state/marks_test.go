@@ -135,6 +135,10 @@ func TestMarkDoneOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Counters{Relayed: 2, RelayedToday: 2, Day: "2026-05-04", Rejected: 1, Skipped: 1}
+	if !c.LastRelayed.Equal(day) {
+		t.Fatalf("last relayed %v, want %v", c.LastRelayed, day)
+	}
+	c.LastRelayed = time.Time{}
 	if c != want {
 		t.Fatalf("counters %+v, want %+v", c, want)
 	}
