@@ -17,7 +17,7 @@ DEPS_RUN  := gcc pkg-config libgl1-mesa-dev xorg-dev dbus dbus-x11 gnome-keyring
 # need is installed: their tools' dependencies here, and the libraries their
 # packages declare, asked of apt so the names fit the release.
 UNPACKED  := cyrus-common cyrus-imapd courier-imap courier-base courier-authlib courier-authdaemon courier-authlib-userdb
-DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool imagemagick \
+DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool imagemagick haskell-gtk-sni-tray-utils \
 	sasl2-bin perl util-linux mount \
 	dante-server libglib2.0-bin gsettings-desktop-schemas \
 	gcc-mingw-w64-x86-64 desktop-file-utils

@@ -62,6 +62,15 @@ type Backend interface {
 	SetSettings(change settings.Values) error
 	// LogDir is the folder holding the log files.
 	LogDir() string
+	// RemoveAccount stops relaying a mailbox and forgets it and its
+	// password (connector.Runner.RemoveAccount).
+	RemoveAccount(email string) error
+	// Unpair forgets the platform (connector.Runner.Unpair).
+	Unpair() error
+	// PlatformOptions returns how this computer was paired (address, CA
+	// file, proxy without its password; no code), to pair again with the
+	// same.
+	PlatformOptions() connector.PairOptions
 }
 
 // Status is the UI's view of the connector at one moment: the Runner's

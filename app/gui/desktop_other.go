@@ -2,9 +2,54 @@
 
 package gui
 
+import (
+	"context"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+
+	"fyne.io/fyne/v2"
+)
+
 // trayHostPresent: macOS and Windows always have a tray (menu bar extras,
 // the notification area).
 func trayHostPresent() bool { return true }
 
+// watchTrayHost: the tray never comes or goes on macOS and Windows.
+func watchTrayHost(ctx context.Context, changed func(present bool)) {}
+
 // meteredNow: the OS is not asked yet on macOS and Windows.
 func meteredNow() (metered, ok bool) { return false, false }
+
+type desktopNotifier struct{}
+
+// newDesktopNotifier: fyne's own notifications are used on macOS and
+// Windows (a click brings the app forward there).
+func newDesktopNotifier(ctx context.Context, appName, icon string, onClick func()) *desktopNotifier {
+	return nil
+}
+
+func (n *desktopNotifier) send(note *fyne.Notification) {}
+
+// panelDark guesses whether the panel is dark: INBOXRELAY_PANEL decides
+// when set; the Windows taskbar is dark unless the system uses the light
+// theme (its default since Windows 10 is dark); macOS's menu bar follows
+// the system appearance.
+func panelDark() bool {
+	switch strings.ToLower(os.Getenv("INBOXRELAY_PANEL")) {
+	case "dark":
+		return true
+	case "light":
+		return false
+	}
+	switch runtime.GOOS {
+	case "windows":
+		out, err := exec.Command("reg", "query", `HKCU\Software\Microsoft\Windows\CurrentVersion\Themes\Personalize`, "/v", "SystemUsesLightTheme").Output()
+		return err != nil || !strings.Contains(string(out), "0x1")
+	case "darwin":
+		out, err := exec.Command("defaults", "read", "-g", "AppleInterfaceStyle").Output()
+		return err == nil && strings.Contains(string(out), "Dark")
+	}
+	return true
+}

@@ -41,6 +41,10 @@ type fakeBackend struct {
 	certErr   error
 	findErr   error
 	findReply autoconfig.Result
+	removed   []string
+	unpaired  int
+	platform  connector.PairOptions
+	onSub     func() // called by Subscribe, after registering the channel
 }
 
 func newFake(st Status) *fakeBackend {
@@ -63,7 +67,11 @@ func (f *fakeBackend) Subscribe() (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	f.mu.Lock()
 	f.subs[ch] = struct{}{}
+	onSub := f.onSub
 	f.mu.Unlock()
+	if onSub != nil {
+		onSub()
+	}
 	return ch, func() { f.mu.Lock(); delete(f.subs, ch); f.mu.Unlock() }
 }
 func (f *fakeBackend) SyncNow() { f.mu.Lock(); f.syncs++; f.mu.Unlock() }
@@ -164,6 +172,26 @@ func (f *fakeBackend) SetSettings(change settings.Values) error {
 }
 func (f *fakeBackend) LogDir() string { return "/tmp/logs" }
 
+func (f *fakeBackend) RemoveAccount(email string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, email)
+	return nil
+}
+
+func (f *fakeBackend) Unpair() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unpaired++
+	return nil
+}
+
+func (f *fakeBackend) PlatformOptions() connector.PairOptions {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.platform
+}
+
 // serial stands for the fyne goroutine in tests: fyne's test driver runs
 // fyne.Do on the caller's goroutine, so the UI's callbacks (Options.Do)
 // and the test's own widget calls all go through one lock.
@@ -187,9 +215,16 @@ func (f *fakeBackend) with(fn func()) {
 // fakeTray records what the UI shows in the tray. The UI calls it from its
 // own goroutine while the test reads it: every access holds mu.
 type fakeTray struct {
-	mu    sync.Mutex
-	icons []string
-	menus []*fyne.Menu
+	mu       sync.Mutex
+	icons    []string
+	menus    []*fyne.Menu
+	tooltips []string
+}
+
+func (t *fakeTray) SetTooltip(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tooltips = append(t.tooltips, s)
 }
 
 func (t *fakeTray) SetIcon(r fyne.Resource) {
@@ -266,5 +301,68 @@ func waitFor(t interface {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// fakeClock is the UI's clock and timers in tests: time moves only when
+// the test advances it, and the timers due fire then.
+type fakeClock struct {
+	mu     sync.Mutex
+	t      time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at      time.Time
+	f       func()
+	stopped bool
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *fakeClock) After(d time.Duration, f func()) func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.t.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return func() { c.mu.Lock(); t.stopped = true; c.mu.Unlock() }
+}
+
+// pending counts the timers armed and not yet fired or stopped.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if !t.stopped {
+			n++
+		}
+	}
+	return n
+}
+
+// advance moves the clock by d in steps, firing each timer when its time
+// comes (outside the clock's lock: a timer may arm another).
+func (c *fakeClock) advance(d time.Duration) {
+	end := c.Now().Add(d)
+	for {
+		c.mu.Lock()
+		var next *fakeTimer
+		for _, t := range c.timers {
+			if !t.stopped && !t.at.After(end) && (next == nil || t.at.Before(next.at)) {
+				next = t
+			}
+		}
+		if next == nil {
+			c.t = end
+			c.mu.Unlock()
+			return
+		}
+		next.stopped = true
+		if next.at.After(c.t) {
+			c.t = next.at
+		}
+		c.mu.Unlock()
+		next.f()
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/policy"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
+	"github.com/inboxrelay/inboxrelay/sync/version"
 )
 
 // AppID is the desktop app's identifier (notifications, preferences,
@@ -84,6 +85,9 @@ func Main(args []string, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
+	// The metadata `fyne package` would embed from FyneApp.toml: the tray
+	// item's title and the notifications' sender are the app's name.
+	app.SetMetadata(fyne.AppMetadata{ID: AppID, Name: "Inbox Relay", Version: version.Version, Icon: appIcon()})
 	a := app.NewWithID(AppID)
 	a.SetIcon(appIcon())
 	migratePrefs(a.Preferences(), r)
@@ -91,18 +95,24 @@ func Main(args []string, stderr io.Writer) int {
 	// The Runner supervises the engine: when it cannot run yet (not
 	// paired, no mailbox), it waits for the setup to be done.
 	rctx, stopUser := context.WithCancel(ctx)
-	defer stopUser()
+	defer func() { stopUser() }()
 	supervised := make(chan struct{})
 	go func() { defer close(supervised); r.Run(rctx) }()
 
+	// The tray item is always offered: a panel that starts later (or
+	// restarts) picks it up, and watchTrayHost tells the UI.
 	var tray Tray
-	if d, ok := a.(desktop.App); ok && trayHostPresent() {
+	d, isDesktop := a.(desktop.App)
+	if isDesktop {
 		tray = desktopTray{d}
-	} else {
-		r.Log().Info("no system tray on this desktop; the window is the app")
+	}
+	hasTray := isDesktop && trayHostPresent()
+	if !hasTray {
+		r.Log().Info("no system tray on this desktop (yet); the window is the app")
 	}
 	var demo *demoSession
 	exe, _ := os.Executable()
+	var ui *UI
 	opts := Options{
 		Autostart: autostart.Entry{ID: AppID, Name: "Inbox Relay", Exec: exe, Args: homeArgs(args)},
 		Metered:   meteredNow,
@@ -118,9 +128,36 @@ func Main(args []string, stderr io.Writer) int {
 			demo = d
 			return d.backend, nil
 		},
+		LeaveDemo: func() Backend {
+			if demo != nil {
+				demo.close()
+				demo = nil
+			}
+			// The user's own engine again, supervised anew.
+			<-supervised
+			var rc context.Context
+			rc, stopUser = context.WithCancel(ctx)
+			done := make(chan struct{})
+			supervised = done
+			go func() { defer close(done); r.Run(rc) }()
+			return backend
+		},
+	}
+	if n := newDesktopNotifier(ctx, "Inbox Relay", iconFile(), func() { ui.ShowWindow() }); n != nil {
+		opts.Notify = n.send
 	}
 	applyStartAtLogin(opts.Autostart, r)
-	ui := New(a, backend, tray, opts)
+	ui = New(a, backend, tray, opts)
+	if !hasTray {
+		ui.SetTray(false)
+	}
+	ui.SetPanelDark(panelDark())
+	go watchTrayHost(ctx, func(present bool) {
+		fyne.Do(func() {
+			ui.SetTray(present)
+			ui.SetPanelDark(panelDark())
+		})
+	})
 	if err := instance.Listen(ctx, home.Dir, ui.ShowWindow); err != nil {
 		r.Log().Warn("a second launch cannot bring this window forward", "err", err)
 	}
@@ -155,6 +192,23 @@ func Main(args []string, stderr io.Writer) int {
 	r.Log().Info("Inbox Relay app stopped")
 	r.Close()
 	return 0
+}
+
+// iconFile writes the app icon where the notification server can read it
+// and returns its path ("" when it cannot be written).
+func iconFile() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(dir, "inboxrelay", "app.png")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return ""
+	}
+	if err := os.WriteFile(p, appIcon().Content(), 0o600); err != nil {
+		return ""
+	}
+	return p
 }
 
 func homeArgs(args []string) []string {

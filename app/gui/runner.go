@@ -83,3 +83,15 @@ func (b *runnerBackend) TrustCertificate(email string, pin trust.Pin) error {
 func (b *runnerBackend) SetSettings(change settings.Values) error { return b.r.SetUserSettings(change) }
 
 func (b *runnerBackend) LogDir() string { return b.r.Home().LogDir() }
+
+func (b *runnerBackend) RemoveAccount(email string) error { return b.r.RemoveAccount(email) }
+
+func (b *runnerBackend) Unpair() error { return b.r.Unpair() }
+
+func (b *runnerBackend) PlatformOptions() connector.PairOptions {
+	cfg, err := b.r.Home().Load()
+	if err != nil {
+		return connector.PairOptions{}
+	}
+	return connector.PairOptions{URL: cfg.Platform.URL, CAFile: cfg.Platform.CAFile, Proxy: cfg.Platform.Proxy}
+}

@@ -9,11 +9,14 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/inboxrelay/inboxrelay/app/words"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
+	"github.com/inboxrelay/inboxrelay/sync/version"
 )
 
 // Preference keys of the fyne preferences in which earlier versions kept
@@ -71,24 +74,16 @@ func (u *UI) ShowSettings() {
 	w := u.app.NewWindow("Inbox Relay settings")
 	w.SetIcon(appIcon())
 	w.SetContent(u.settingsContent(w))
-	w.Resize(fyne.NewSize(520, 0))
+	w.Resize(fyne.NewSize(600, 520))
 	w.SetOnClosed(func() { u.settings = nil })
+	w.Canvas().SetOnTypedKey(keyHandler(w.Close, w.Close))
 	u.settings = w
 	w.Show()
 }
 
-// source says who sets k when the user cannot (words.Source), naming IT's
-// policy file for what it locks.
-func (u *UI) source(eff settings.Effective, k settings.Key) string {
-	h := words.Source(eff, k)
-	if eff.Locked(k) && u.last.PolicyPath != "" {
-		h = strings.TrimSuffix(h, ".") + " (" + u.last.PolicyPath + ")."
-	}
-	return h
-}
-
 func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 	eff := u.last.Settings
+	policy := u.last.PolicyPath
 	set := func(change settings.Values) {
 		b := u.b()
 		go func() {
@@ -101,6 +96,23 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 			u.Refresh()
 		}()
 	}
+	// Each setting's hint is a wrapped line under it (a form's own hint
+	// does not wrap): who locks it, what it does.
+	var items []*widget.FormItem
+	add := func(label string, c fyne.Disableable, k settings.Key, hint string) *widget.Label {
+		if who := words.Locked(eff, k, policy); who != "" {
+			c.Disable()
+			hint = strings.TrimSpace(who + " " + hint)
+		}
+		h := wrapped(hint)
+		h.SizeName = theme.SizeNameCaptionText
+		if hint == "" {
+			h.Hide()
+		}
+		items = append(items, widget.NewFormItem(label, container.NewVBox(c.(fyne.CanvasObject), h)))
+		return h
+	}
+
 	var labels []string
 	sel := ""
 	for _, c := range backfillChoices {
@@ -122,24 +134,6 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 			}
 		}
 	}
-
-	level := widget.NewSelect(settings.LogLevels, nil)
-	level.SetSelected(eff.LogLevel)
-	level.OnChanged = func(l string) { set(settings.Values{LogLevel: settings.String(l)}) }
-
-	// Every item gets its hint before the form is built: a hint set on a
-	// form already shown is not drawn.
-	var items []*widget.FormItem
-	add := func(label string, w fyne.Disableable, k settings.Key, hint string) *widget.FormItem {
-		it := widget.NewFormItem(label, w.(fyne.CanvasObject))
-		it.HintText = hint
-		if who := u.source(eff, k); who != "" {
-			w.Disable()
-			it.HintText = strings.TrimSpace(who + " " + hint)
-		}
-		items = append(items, it)
-		return it
-	}
 	add("Relay existing mail from", backfill, settings.BackfillDays, "Mail already relayed stays relayed.")
 
 	if u.o.Autostart != nil {
@@ -160,20 +154,77 @@ func (u *UI) settingsContent(w fyne.Window) fyne.CanvasObject {
 		metered := widget.NewCheck("Pause on metered connections", nil)
 		metered.SetChecked(eff.PauseOnMetered)
 		metered.OnChanged = func(on bool) { set(settings.Values{PauseOnMetered: settings.Bool(on)}) }
-		it := add("", metered, settings.PauseOnMetered, "")
+		h := add("", metered, settings.PauseOnMetered, "Relaying waits while this computer uses a mobile hotspot or another metered connection.")
 		if _, ok := u.o.Metered(); !ok && !metered.Disabled() {
 			metered.Disable()
-			it.HintText = "This computer does not say whether its connection is metered."
+			h.SetText(words.Metered)
 		}
 	}
-	add("Log detail", level, settings.LogLevel, "")
-	logs := widget.NewButton("Open the log folder", func() {
-		dir := u.b().LogDir()
-		if err := u.app.OpenURL(&url.URL{Scheme: "file", Path: filepath.ToSlash(dir)}); err != nil {
-			dialog.ShowInformation("Log folder", "The logs are in "+dir+".", w)
+
+	var levels []string
+	for _, l := range settings.LogLevels {
+		levels = append(levels, words.LogLevel(l))
+	}
+	level := widget.NewSelect(levels, nil)
+	level.SetSelected(words.LogLevel(eff.LogLevel))
+	level.OnChanged = func(choice string) {
+		for _, l := range settings.LogLevels {
+			if words.LogLevel(l) == choice {
+				set(settings.Values{LogLevel: settings.String(l)})
+			}
 		}
-	})
-	items = append(items, widget.NewFormItem("Logs", logs))
+	}
+	add("Log detail", level, settings.LogLevel, "What the log keeps; it never holds a password or a message.")
+
+	dir := u.b().LogDir()
+	logs := widget.NewButtonWithIcon("Open the log folder", theme.FolderOpenIcon(), func() { u.openFolder(dir) })
+	support := container.NewHBox(logs)
+	if u.o.SupportBundle != nil {
+		support.Add(widget.NewButtonWithIcon("Save support bundle…", theme.DocumentSaveIcon(), func() { u.saveSupportBundle(w) }))
+	}
+	h := wrapped("The support bundle holds the logs, the settings and the status, never a password or a message.")
+	h.SizeName = theme.SizeNameCaptionText
+	items = append(items, widget.NewFormItem("For IT", container.NewVBox(support, h)))
 	form := widget.NewForm(items...)
-	return container.NewPadded(form)
+	closeBtn := newKeyButton("Close", nil, w.Close)
+	closeBtn.esc = w.Close
+	closeBtn.Importance = widget.HighImportance
+	return container.NewPadded(container.NewBorder(nil, container.NewHBox(layout.NewSpacer(), closeBtn), nil, nil, form))
 }
+
+// saveSupportBundle asks where to save the support bundle and writes it.
+func (u *UI) saveSupportBundle(w fyne.Window) {
+	d := dialog.NewFileSave(func(f fyne.URIWriteCloser, err error) {
+		if err != nil || f == nil {
+			return
+		}
+		path := f.URI().Path()
+		f.Close()
+		go func() {
+			err := u.o.SupportBundle(path)
+			u.do(func() {
+				if err != nil {
+					dialog.ShowInformation("Support bundle", "The support bundle could not be saved: "+err.Error(), w)
+					return
+				}
+				dialog.ShowInformation("Support bundle", "Saved as "+path+". Send it to your IT department.", w)
+			})
+		}()
+	}, w)
+	d.SetFileName("inboxrelay-support-" + u.o.Now().Format("2006-01-02") + ".zip")
+	d.Show()
+}
+
+// openFolder opens a folder in the file manager, or says where it is.
+func (u *UI) openFolder(dir string) {
+	if err := u.app.OpenURL(&url.URL{Scheme: "file", Path: filepath.ToSlash(dir)}); err != nil {
+		dialog.ShowInformation("Folder", "The folder is "+dir+".", u.win)
+	}
+}
+
+// appVersion is the version About shows.
+func appVersion() string { return version.Version }
+
+// licences names the open-source modules Inbox Relay is built with and
+// their licences.
+const licences = "Inbox Relay is built with Fyne (BSD 3-Clause), go-imap, go-smtp, go-sasl and go-keyring (MIT), bbolt (MIT), godbus (BSD 2-Clause), systray (Apache 2.0) and Go (BSD 3-Clause). Their licence texts come with the source of each."

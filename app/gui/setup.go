@@ -2,16 +2,12 @@ package gui
 
 import (
 	"context"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -31,39 +27,49 @@ const (
 )
 
 // setupView is the first-run wizard (pair, then add a mailbox) and the
-// "Add mailbox…" form. Its widgets are fields so tests can fill them in.
+// "Add mailbox…" form, as Thunderbird's: the address and the password
+// first; the server settings looked up and said in one line, folded away
+// unless they must be typed; the test as one line per server, its steps
+// on demand. Its widgets are fields so tests can fill them in.
 type setupView struct {
-	u         *UI
-	cancel    bool // an account exists: offer "Cancel" back to the status
-	pairURL   *widget.Entry
-	pairCode  *widget.Entry
-	pairBtn   *widget.Button
-	pairMsg   *widget.Label
-	demoBtn   *widget.Button
-	email     *widget.Entry
-	password  *widget.Entry
-	imap      *widget.Entry
-	imapSec   *widget.Select
-	smtp      *widget.Entry
-	smtpSec   *widget.Select
-	username  *widget.Entry
-	found     *widget.Label
-	testBtn   *widget.Button
-	addBtn    *widget.Button
-	msg       *widget.Label
-	steps     *fyne.Container
+	u      *UI
+	cancel bool // an account exists: offer "Cancel" back to the status
+
+	pairURL, pairCode, pairProxy, pairCA *keyEntry
+	pairBtn                              *keyButton
+	pairMsg                              *widget.Label
+	demoBtn                              *widget.Button
+
+	email, password, imap, smtp, username *keyEntry
+	imapSec, smtpSec                      *widget.Select
+	hint                                  *widget.Label // the provider's advice (app passwords)
+	found                                 *widget.Label // the lookup in one line
+	confirm                               *fyne.Container
+	confirmMsg                            *widget.Label
+	servers                               *widget.Accordion
+	testBtn, addBtn                       *keyButton
+	msg                                   *widget.Label
+	lines                                 *fyne.Container // one line per server
+	stepList                              *fyne.Container
+	steps                                 *widget.Accordion
+
 	pins      []trust.Pin // certificates the user confirmed during this setup, each for its server
 	tested    *config.Account
-	edited    map[*widget.Entry]bool // fields the user typed in: autoconfig leaves them alone
+	edited    map[*keyEntry]bool // fields the user typed in: the lookup leaves them alone
 	filling   bool
 	lookupGen int
+	testGen   int    // bumped by every change of the form: a test's late answer for an older form is dropped
+	domain    string // the address's domain the form was filled for
+	source    string // where the filled-in servers came from, for the test's words
+	unsure    bool   // the servers found are outside the address's domain: asked before testing
+	box       *fyne.Container
 }
 
 // showSetup opens the wizard at the step needed: pairing first, then the
 // mailbox. cancellable adds a way back to the status view.
 func (u *UI) showSetup(cancellable bool) {
 	u.mode = "setup"
-	u.setup = &setupView{u: u, cancel: cancellable, edited: map[*widget.Entry]bool{}}
+	u.setup = &setupView{u: u, cancel: cancellable, edited: map[*keyEntry]bool{}}
 	if !u.last.Paired {
 		u.win.SetContent(u.setup.pairPage())
 		u.win.Canvas().Focus(u.setup.pairURL)
@@ -71,13 +77,14 @@ func (u *UI) showSetup(cancellable bool) {
 		u.win.SetContent(u.setup.accountPage())
 		u.win.Canvas().Focus(u.setup.email)
 	}
-	u.win.Show()
+	u.showWindow()
 }
 
 // leaveSetup returns to the status view.
 func (u *UI) leaveSetup() {
-	u.mode, u.shown, u.setup = "", "", nil
+	u.mode, u.setup = "", nil
 	u.win.Canvas().Unfocus()
+	u.win.Canvas().SetOnTypedKey(u.statusKeys)
 	u.apply(u.last)
 	u.Refresh()
 }
@@ -88,42 +95,67 @@ func heading(text string) *widget.Label {
 	return l
 }
 
-func wrapped(text string) *widget.Label {
-	l := widget.NewLabel(text)
-	l.Wrapping = fyne.TextWrapWord
-	return l
+// page lays a setup page out: at most maxContentWidth wide, scrolling.
+// Its box is laid out again (relayout) whenever a part of it is shown or
+// hidden.
+func (s *setupView) page(objs ...fyne.CanvasObject) fyne.CanvasObject {
+	s.box = container.NewVBox(objs...)
+	return container.NewVScroll(limitWidth(container.NewPadded(s.box)))
+}
+
+// relayout lays the page out again after parts of it were shown or
+// hidden; its widgets stay.
+func (s *setupView) relayout() {
+	if s.box != nil {
+		s.box.Refresh()
+	}
+}
+
+func (s *setupView) entry(password bool, placeholder string, submit func()) *keyEntry {
+	e := newKeyEntry(password)
+	e.SetPlaceHolder(placeholder)
+	if s.cancel {
+		e.esc = s.u.leaveSetup
+	}
+	e.OnSubmitted = func(string) { submit() }
+	return e
 }
 
 func (s *setupView) pairPage() fyne.CanvasObject {
-	s.pairURL = widget.NewEntry()
-	s.pairURL.SetPlaceHolder("https://app.example.com/connector")
-	s.pairCode = widget.NewEntry()
-	s.pairCode.SetPlaceHolder("7KQ-93F")
+	s.pairURL = s.entry(false, "copy it from the platform", s.pair)
+	s.pairCode = s.entry(false, "shown next to it", s.pair)
+	s.pairProxy = s.entry(false, "none", s.pair)
+	s.pairCA = s.entry(false, "none (this computer's own)", s.pair)
 	s.pairMsg = wrapped("")
 	s.pairMsg.Hide()
-	s.pairBtn = importantButton("Pair this computer", theme.LoginIcon(), s.pair)
-	s.pairCode.OnSubmitted = func(string) { s.pair() }
+	s.pairBtn = newKeyButton("Pair this computer", theme.LoginIcon(), s.pair)
+	s.pairBtn.Importance = widget.HighImportance
 	form := widget.NewForm(
 		widget.NewFormItem("Platform address", s.pairURL),
 		widget.NewFormItem("Pairing code", s.pairCode),
 	)
-	form.Items[1].HintText = "In the platform, open Settings › Connector › Pair a computer, and copy the code shown."
-	page := container.NewVBox(
+	form.Items[1].HintText = "In the platform, open Settings › Connector › Pair a computer: it shows the address and a code."
+	adv := widget.NewAccordion(widget.NewAccordionItem("Advanced: proxy / company certificate", widget.NewForm(
+		widget.NewFormItem("Proxy", s.pairProxy),
+		widget.NewFormItem("Company certificate", s.pairCA),
+	)))
+	objs := []fyne.CanvasObject{
 		heading("Welcome to Inbox Relay"),
 		wrapped("Inbox Relay copies the e-mail of your mailbox to your team's platform, from this computer. First, connect it to the platform; then add your mailbox."),
 		widget.NewSeparator(),
 		heading("1. Connect to the platform"),
 		form,
+		adv,
 		container.NewHBox(layout.NewSpacer(), s.pairBtn),
 		s.pairMsg,
-	)
+	}
 	if s.u.o.StartDemo != nil && len(s.u.last.Accounts) == 0 {
 		s.demoBtn = widget.NewButtonWithIcon("Try the demo", theme.MediaPlayIcon(), s.startDemo)
-		page.Add(widget.NewSeparator())
-		page.Add(container.NewBorder(nil, nil, nil, s.demoBtn,
+		objs = append(objs, widget.NewSeparator(), container.NewBorder(nil, nil, nil, s.demoBtn,
 			wrapped("Just looking? The demo relays a sample mailbox to a sample platform on this computer; nothing of yours is touched.")))
 	}
-	return container.NewPadded(page)
+	s.u.win.Canvas().SetOnTypedKey(keyHandler(s.pair, nil))
+	return s.page(objs...)
 }
 
 // pair runs on the fyne goroutine; the network call runs beside it.
@@ -137,13 +169,17 @@ func (s *setupView) pair() {
 	if !strings.Contains(url, "://") {
 		url = "https://" + url
 	}
+	if s.pairBtn.Disabled() {
+		return
+	}
 	s.pairBtn.Disable()
 	s.say(s.pairMsg, "Pairing…", false)
 	b := s.u.b()
+	o := connector.PairOptions{URL: url, Code: code, Proxy: strings.TrimSpace(s.pairProxy.Text), CAFile: strings.TrimSpace(s.pairCA.Text), ProxySource: "the proxy field"}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		err := b.Pair(ctx, connector.PairOptions{URL: url, Code: code})
+		err := b.Pair(ctx, o)
 		st := b.Status()
 		s.u.do(func() {
 			s.pairBtn.Enable()
@@ -173,6 +209,7 @@ func (s *setupView) say(l *widget.Label, text string, bad bool) {
 	}
 	l.Refresh()
 	l.Show()
+	s.relayout()
 }
 
 func (s *setupView) startDemo() {
@@ -189,38 +226,55 @@ func (s *setupView) startDemo() {
 				return
 			}
 			s.u.setup = nil
-			s.u.SetBackend(b)
-			s.u.Refresh()
+			s.u.SetBackend(b, true)
 		})
 	}()
 }
 
 func (s *setupView) accountPage() fyne.CanvasObject {
-	s.email = widget.NewEntry()
-	s.email.SetPlaceHolder("alice@acme.com")
-	s.password = widget.NewPasswordEntry()
-	s.imap = widget.NewEntry()
-	s.imap.SetPlaceHolder("mail.acme.com:993")
-	s.smtp = widget.NewEntry()
-	s.smtp.SetPlaceHolder("mail.acme.com:465")
-	s.username = widget.NewEntry()
-	s.username.SetPlaceHolder("same as the e-mail address")
+	s.email = s.entry(false, "your work address", s.test)
+	s.password = s.entry(true, "", s.test)
+	s.imap = s.entry(false, "server name (and :port)", s.test)
+	s.smtp = s.entry(false, "server name (and :port)", s.test)
+	s.username = s.entry(false, "same as the address", s.test)
 	opts := []string{secAuto, secTLS, secStartTLS}
 	s.imapSec = widget.NewSelect(opts, func(string) { s.changed() })
 	s.imapSec.SetSelected(secAuto)
 	s.smtpSec = widget.NewSelect(opts, func(string) { s.changed() })
 	s.smtpSec.SetSelected(secAuto)
-	s.found = wrapped("Type your address: the server settings are filled in when they can be found.")
-	s.found.Importance = widget.LowImportance
+	s.hint = wrapped("")
+	s.hint.Importance = widget.WarningImportance
+	s.hint.Hide()
+	s.found = wrapped("")
+	s.found.Hide()
+	s.confirmMsg = wrapped("")
+	s.confirmMsg.Importance = widget.WarningImportance
+	s.confirm = container.NewVBox(s.confirmMsg, container.NewHBox(
+		widget.NewButton("Use these servers", func() { s.unsure = false; s.confirm.Hide(); s.relayout(); s.test() }),
+		widget.NewButton("Enter them myself", func() {
+			s.unsure = false
+			s.confirm.Hide()
+			s.clearServers()
+			s.servers.Open(0)
+			s.relayout()
+		}),
+	))
+	s.confirm.Hide()
 	s.msg = wrapped("")
 	s.msg.Hide()
-	s.steps = container.NewVBox()
-	s.testBtn = widget.NewButtonWithIcon("Test connection", theme.SearchIcon(), s.test)
-	s.addBtn = importantButton("Add mailbox", theme.ConfirmIcon(), s.add)
+	s.lines = container.NewVBox()
+	s.stepList = container.NewVBox()
+	s.steps = widget.NewAccordion(widget.NewAccordionItem("Details of the test", s.stepList))
+	s.steps.Hide()
+	s.testBtn = newKeyButton("Test connection", theme.SearchIcon(), s.test)
+	s.testBtn.Importance = widget.HighImportance
+	s.addBtn = newKeyButton("Add mailbox", theme.ConfirmIcon(), s.add)
 	s.addBtn.Disable()
+	if s.cancel {
+		s.testBtn.esc, s.addBtn.esc = s.u.leaveSetup, s.u.leaveSetup
+	}
 
-	for _, e := range []*widget.Entry{s.email, s.password, s.imap, s.smtp, s.username} {
-		e := e
+	for _, e := range []*keyEntry{s.password, s.imap, s.smtp, s.username} {
 		e.OnChanged = func(string) {
 			if !s.filling {
 				s.edited[e] = true
@@ -228,21 +282,17 @@ func (s *setupView) accountPage() fyne.CanvasObject {
 			s.changed()
 		}
 	}
-	s.email.OnChanged = func(string) {
-		s.changed()
-		s.lookup()
-	}
-	s.password.OnSubmitted = func(string) { s.test() }
+	s.email.OnChanged = func(string) { s.addressChanged() }
 
 	form := widget.NewForm(
 		widget.NewFormItem("E-mail address", s.email),
 		widget.NewFormItem("Password", s.password),
 	)
-	servers := widget.NewForm(
+	s.servers = widget.NewAccordion(widget.NewAccordionItem("Server settings", widget.NewForm(
 		widget.NewFormItem("Incoming (IMAP)", container.NewBorder(nil, nil, nil, s.imapSec, s.imap)),
 		widget.NewFormItem("Outgoing (SMTP)", container.NewBorder(nil, nil, nil, s.smtpSec, s.smtp)),
 		widget.NewFormItem("Login name", s.username),
-	)
+	)))
 	buttons := container.NewHBox(layout.NewSpacer(), s.testBtn, s.addBtn)
 	if s.cancel {
 		buttons.Objects = append([]fyne.CanvasObject{widget.NewButton("Cancel", s.u.leaveSetup)}, buttons.Objects...)
@@ -251,19 +301,34 @@ func (s *setupView) accountPage() fyne.CanvasObject {
 	if s.cancel {
 		title = "Add a mailbox"
 	}
-	page := container.NewVBox(
+	var cancel func()
+	if s.cancel {
+		cancel = s.u.leaveSetup
+	}
+	s.u.win.Canvas().SetOnTypedKey(keyHandler(s.defaultAction, cancel))
+	return s.page(
 		heading(title),
 		wrapped("Inbox Relay reads your mailbox without changing anything in it. Your password stays in this computer's keychain."),
 		form,
-		widget.NewSeparator(),
-		widget.NewLabelWithStyle("Server settings", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		s.hint,
 		s.found,
-		servers,
+		s.confirm,
+		s.servers,
 		buttons,
 		s.msg,
+		s.lines,
 		s.steps,
 	)
-	return container.NewVScroll(container.NewPadded(page))
+}
+
+// defaultAction is what Enter does on the page: add once tested, else
+// test.
+func (s *setupView) defaultAction() {
+	if s.tested != nil && !s.addBtn.Disabled() {
+		s.add()
+		return
+	}
+	s.test()
 }
 
 // changed forgets a passed test: what is stored must be what was tested.
@@ -271,41 +336,109 @@ func (s *setupView) changed() {
 	if s.addBtn == nil {
 		return
 	}
+	s.testGen++
 	s.tested = nil
 	s.addBtn.Disable()
+	s.addBtn.Importance = widget.MediumImportance
+	s.testBtn.Importance = widget.HighImportance
+	s.addBtn.Refresh()
+	s.testBtn.Refresh()
 }
 
-// lookup fills in the server settings for the address typed, a moment
-// after the typing stopped, leaving alone the fields the user edited.
-func (s *setupView) lookup() {
-	email := strings.TrimSpace(s.email.Text)
-	s.lookupGen++
-	gen := s.lookupGen
+// domainOf is the part of an address after its last @, lower case; ""
+// when it is not an address yet.
+func domainOf(email string) string {
+	email = strings.TrimSpace(email)
 	at := strings.LastIndex(email, "@")
-	if at < 1 || !strings.Contains(email[at:], ".") {
+	if at < 1 || !strings.Contains(email[at:], ".") || strings.HasSuffix(email, ".") {
+		return ""
+	}
+	return strings.ToLower(email[at+1:])
+}
+
+// addressChanged clears what belonged to another domain (the servers
+// found or typed for it, the test, the certificates trusted, the advice)
+// and looks the new one up.
+func (s *setupView) addressChanged() {
+	s.changed()
+	d := domainOf(s.email.Text)
+	if d == s.domain {
 		return
 	}
+	s.domain = d
+	s.lookupGen++
+	s.clearServers()
+	s.pins = nil
+	s.lines.Objects = nil
+	s.lines.Refresh()
+	s.stepList.Objects = nil
+	s.steps.Hide()
+	s.msg.Hide()
+	s.confirm.Hide()
+	s.unsure = false
+	s.found.Hide()
+	s.showHint("")
+	if d != "" {
+		s.lookup(d)
+	}
+	s.relayout()
+}
+
+// clearServers empties the server settings.
+func (s *setupView) clearServers() {
+	s.filling = true
+	for _, e := range []*keyEntry{s.imap, s.smtp, s.username} {
+		e.SetText("")
+		delete(s.edited, e)
+	}
+	s.imapSec.SetSelected(secAuto)
+	s.smtpSec.SetSelected(secAuto)
+	s.filling = false
+	s.source = ""
+}
+
+func (s *setupView) showHint(imapHost string) {
+	if _, hint := words.Provider(s.domain, imapHost); hint != "" {
+		s.hint.SetText(hint)
+		s.hint.Show()
+	} else {
+		s.hint.Hide()
+	}
+	s.relayout()
+}
+
+// lookup finds the server settings for domain, a moment after the typing
+// stopped, and says what it found in one line.
+func (s *setupView) lookup(domain string) {
+	gen := s.lookupGen
+	email := strings.TrimSpace(s.email.Text)
 	b := s.u.b()
+	s.showHint("")
 	go func() {
 		time.Sleep(600 * time.Millisecond)
 		var stale bool
-		s.u.doWait(func() { stale = gen != s.lookupGen })
+		s.u.doWait(func() {
+			stale = gen != s.lookupGen
+			if !stale {
+				s.say(s.found, "Looking up settings…", false)
+				s.found.Importance = widget.LowImportance
+				s.found.Refresh()
+			}
+		})
 		if stale {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
 		defer cancel()
 		r, err := b.FindServers(ctx, email)
+		s.u.log("server settings looked up", "domain", domain, "found", err == nil)
 		s.u.do(func() {
 			if gen != s.lookupGen {
 				return
 			}
 			if err != nil {
-				s.found.SetText("The settings for " + email[at+1:] + " could not be found; enter the server names your IT team gave you.")
-				return
-			}
-			if len(r.Outside) > 0 {
-				s.askOutside(email[at+1:], r)
+				s.say(s.found, words.LookupFailed(domain, err), false)
+				s.servers.Open(0)
 				return
 			}
 			s.fill(r)
@@ -313,28 +446,8 @@ func (s *setupView) lookup() {
 	}()
 }
 
-// askOutside shows the servers DNS named outside the address's domain
-// and fills them in only when the user confirms (RFC 6186 §6): DNS can be
-// forged, and the password goes to whatever server the form names.
-func (s *setupView) askOutside(domain string, r autoconfig.Result) {
-	body := container.NewVBox(
-		wrapped("Your domain's DNS says that the mail of "+domain+" is handled by "+strings.Join(r.Outside, " and ")+", outside "+domain+"."),
-		wrapped("DNS answers can be forged. Use these servers only if your IT team confirms them: your password will be sent to them."),
-	)
-	d := dialog.NewCustomConfirm("Use servers outside your domain?", "Use them", "Don't use them", body, func(ok bool) {
-		if ok {
-			s.fill(r)
-			return
-		}
-		s.found.SetText("The servers found in DNS were not used; enter the server names your IT team gave you.")
-	}, s.u.win)
-	d.Resize(fyne.NewSize(520, 0))
-	d.Show()
-}
-
 func (s *setupView) fill(r autoconfig.Result) {
 	s.filling = true
-	defer func() { s.filling = false }()
 	if !s.edited[s.imap] {
 		s.imap.SetText(r.IMAP.Addr())
 		s.imapSec.SetSelected(secName(r.IMAP.Security))
@@ -346,8 +459,27 @@ func (s *setupView) fill(r autoconfig.Result) {
 	if !s.edited[s.username] && r.Username != "" {
 		s.username.SetText(r.Username)
 	}
-	src := map[string]string{"known provider": "from the list of well-known providers", "DNS SRV": "from your domain's DNS", "autoconfig": "from your domain's mail settings"}[r.Source]
-	s.found.SetText("Filled in " + src + "; change them if your IT team says otherwise.")
+	s.filling = false
+	s.source = r.Source
+	s.say(s.found, words.Found(s.domain, r), false)
+	s.found.Importance = widget.SuccessImportance
+	s.found.Refresh()
+	s.showHint(r.IMAP.Host)
+	if len(r.Outside) > 0 || r.Source != "known provider" && (!inDomain(r.IMAP.Host, s.domain) || !inDomain(r.SMTP.Host, s.domain)) {
+		// A server outside the address's domain, from DNS or a document
+		// anyone on the path could have forged (RFC 6186 §6): shown, and
+		// the password goes there only once the user says so.
+		s.unsure = true
+		s.confirmMsg.SetText(words.ForeignServers(s.domain, r))
+		s.confirm.Show()
+	}
+	s.relayout()
+}
+
+// inDomain reports whether host is domain or under it.
+func inDomain(host, domain string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	return host == domain || strings.HasSuffix(host, "."+domain)
 }
 
 func secName(s config.Security) string {
@@ -380,7 +512,7 @@ func (s *setupView) account() (config.Account, string, error) {
 	if s.password.Text == "" {
 		return config.Account{}, "", errors.New("Enter the password of your mailbox.")
 	}
-	parse := func(field *widget.Entry, sec *widget.Select, smtp bool, what string) (config.Server, error) {
+	parse := func(field *keyEntry, sec *widget.Select, smtp bool, what string) (config.Server, error) {
 		v := secValue(sec.Selected)
 		port := 993
 		switch {
@@ -391,9 +523,13 @@ func (s *setupView) account() (config.Account, string, error) {
 		case v == config.SecurityStartTLS:
 			port = 143
 		}
-		srv, err := config.ParseServer(strings.TrimSpace(field.Text), v, port)
+		text := strings.TrimSpace(field.Text)
+		if text == "" {
+			return config.Server{}, errors.New("Enter the " + what + " server under Server settings: your IT department knows it.")
+		}
+		srv, err := config.ParseServer(text, v, port)
 		if err != nil {
-			return srv, errors.New("Enter the " + what + " server as name:port, like mail.acme.com:" + map[bool]string{false: "993", true: "465"}[smtp] + ".")
+			return srv, errors.New("Enter the " + what + " server as a name, optionally with :port, like mail.acme.com:" + map[bool]string{false: "993", true: "465"}[smtp] + ".")
 		}
 		return srv, nil
 	}
@@ -410,59 +546,134 @@ func (s *setupView) account() (config.Account, string, error) {
 	return acct, s.password.Text, nil
 }
 
-// test runs "Test connection" and shows each step as it goes.
+// test runs "Test connection" and shows one line per server as it goes.
 func (s *setupView) test() {
+	if s.testBtn.Disabled() {
+		return
+	}
+	if s.unsure {
+		s.say(s.msg, "Say first whether to use the servers found.", true)
+		return
+	}
 	acct, pw, err := s.account()
 	if err != nil {
 		s.say(s.msg, err.Error(), true)
+		if strings.Contains(err.Error(), "Server settings") {
+			s.servers.Open(0)
+		}
 		return
 	}
 	s.msg.Hide()
 	s.testBtn.Disable()
 	s.addBtn.Disable()
-	s.steps.Objects = nil
-	s.steps.Refresh()
+	s.lines.Objects = nil
+	s.lines.Refresh()
 	b := s.u.b()
+	guessed := map[string]bool{"imap": !s.edited[s.imap] && s.source != "", "smtp": !s.edited[s.smtp] && s.source != ""}
+	gen := s.testGen
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		checked, err := b.Check(ctx, acct, pw, func(steps []Step) {
-			s.u.do(func() { s.showSteps(steps) })
+			s.u.do(func() {
+				if gen == s.testGen {
+					s.showSteps(steps, acct, guessed)
+				}
+			})
 		})
 		s.u.do(func() {
 			s.testBtn.Enable()
+			if gen != s.testGen {
+				return // the form changed meanwhile: this answer is for another account
+			}
 			var ue *trust.UntrustedError
 			switch {
 			case errors.As(err, &ue):
 				s.say(s.msg, "The mail server's certificate needs your decision.", true)
-				s.askTrust(ue, func() { s.test() })
+				s.u.trustDialog(s.u.win, ue, nil, func() {
+					s.pins = append(s.pins, ue.Pin())
+					s.test()
+				})
 			case err != nil:
-				s.say(s.msg, "The test failed; fix what the step below says and test again.", true)
+				s.say(s.msg, "The test failed: fix what the line above says, then test again.", true)
 			default:
 				s.tested = &checked
 				s.say(s.msg, "Everything works. Add the mailbox to start relaying.", false)
 				s.addBtn.Enable()
+				s.addBtn.Importance = widget.HighImportance
+				s.testBtn.Importance = widget.MediumImportance
+				s.addBtn.Refresh()
+				s.testBtn.Refresh()
 				s.u.win.Canvas().Focus(s.addBtn)
 			}
 		})
 	}()
 }
 
-// askTrust shows a certificate's fingerprint and, when the user confirms
-// it, pins it for this setup and calls then.
-func (s *setupView) askTrust(ue *trust.UntrustedError, then func()) {
-	trustDialog(s.u.win, ue, func() {
-		s.pins = append(s.pins, ue.Pin())
-		then()
-	})
+// showSteps shows the test: one line per server, and every step under
+// "Details of the test".
+func (s *setupView) showSteps(steps []Step, acct config.Account, guessed map[string]bool) {
+	s.lines.Objects = nil
+	for _, srv := range []struct {
+		prefix, key string
+		server      config.Server
+	}{{words.Target("imap") + ": ", "imap", acct.IMAP}, {words.Target("smtp") + ": ", "smtp", acct.SMTP}} {
+		var mine []Step
+		for _, st := range steps {
+			if strings.HasPrefix(st.Title, srv.prefix) {
+				mine = append(mine, st)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		state, line := serverLine(mine, srv.server.Host, guessed[srv.key], s.source)
+		s.lines.Add(stepRow(Step{Title: strings.TrimSuffix(srv.prefix, ": ") + " (" + srv.server.Host + "): " + line, State: state}))
+	}
+	s.lines.Refresh()
+	s.stepList.Objects = nil
+	for _, st := range steps {
+		s.stepList.Add(stepRow(st))
+	}
+	s.stepList.Refresh()
+	s.steps.Show()
+	s.relayout()
 }
 
-func (s *setupView) showSteps(steps []Step) {
-	s.steps.Objects = nil
+// serverLine sums a server's steps up in one line: the failed step's
+// words, the step under way, or what works.
+func serverLine(steps []Step, host string, guessed bool, source string) (StepState, string) {
+	running := ""
+	warned := ""
 	for _, st := range steps {
-		s.steps.Add(stepRow(st))
+		_, name, _ := strings.Cut(st.Title, ": ")
+		switch st.State {
+		case StepFailed:
+			if name == words.StepName("dns") && guessed {
+				return StepFailed, words.GuessedNameMissing(host, source)
+			}
+			return StepFailed, st.Detail
+		case StepRunning:
+			if running == "" {
+				running = "checking " + strings.ToLower(name) + "…"
+			}
+		case StepWarned:
+			if warned == "" {
+				warned = st.Detail
+			}
+		case StepPending:
+			if running == "" {
+				running = "waiting…"
+			}
+		}
 	}
-	s.steps.Refresh()
+	switch {
+	case running != "":
+		return StepRunning, running
+	case warned != "":
+		return StepWarned, "works, but " + warned
+	}
+	return StepPassed, "works"
 }
 
 func stepRow(st Step) fyne.CanvasObject {
@@ -481,17 +692,15 @@ func stepRow(st Step) fyne.CanvasObject {
 	case StepWarned:
 		icon = theme.NewWarningThemedResource(theme.WarningIcon())
 	}
-	title := widget.NewLabel(st.Title)
+	title := wrapped(st.Title)
+	title.Selectable = true
 	if st.State == StepSkipped {
 		title.Importance = widget.LowImportance
 	}
 	box := container.NewVBox(title)
-	if st.State == StepPassed && st.Detail != "" {
-		// One line per passed step keeps the list short enough to read.
-		title.SetText(st.Title + " — " + st.Detail)
-		title.Wrapping = fyne.TextWrapWord
-	} else if st.Detail != "" {
+	if st.Detail != "" {
 		d := wrapped(st.Detail)
+		d.Selectable = true
 		d.Importance = widget.LowImportance
 		switch st.State {
 		case StepFailed:
@@ -501,12 +710,12 @@ func stepRow(st Step) fyne.CanvasObject {
 		}
 		box.Add(d)
 	}
-	return container.NewBorder(nil, nil, container.NewCenter(widget.NewIcon(icon)), nil, box)
+	return container.NewBorder(nil, nil, container.NewVBox(widget.NewIcon(icon)), nil, box)
 }
 
 // add stores the tested account.
 func (s *setupView) add() {
-	if s.tested == nil {
+	if s.tested == nil || s.addBtn.Disabled() {
 		return
 	}
 	acct, pw := *s.tested, s.password.Text
@@ -524,6 +733,7 @@ func (s *setupView) add() {
 			if err != nil {
 				s.u.logf("the mailbox was not added", err)
 				s.say(s.msg, words.AddAccount(err), true)
+				s.addBtn.Enable()
 				return
 			}
 			s.u.last = st
@@ -532,64 +742,4 @@ func (s *setupView) add() {
 			}
 		})
 	}()
-}
-
-// trustDialog shows a server certificate's fingerprint and asks whether to
-// trust it; onTrust runs only on an explicit yes.
-func trustDialog(w fyne.Window, ue *trust.UntrustedError, onTrust func()) {
-	fp := widget.NewLabelWithStyle(groupFingerprint(ue.Fingerprint), fyne.TextAlignCenter, fyne.TextStyle{Monospace: true})
-	fp.Wrapping = fyne.TextWrapWord
-	body := container.NewVBox(
-		wrapped("The certificate of "+ue.Server+" is not vouched for by any authority this computer trusts. That is normal for a company server with its own certificate, and it is also what an attack would look like."),
-		wrapped("Trust it only if your IT team confirms that its SHA-256 fingerprint is:"),
-		fp,
-	)
-	if len(ue.Chain) > 0 {
-		// A pin trusts this certificate on this server whatever it says:
-		// show what it says.
-		body.Add(wrapped(certWords(ue.Chain[0]) + " Trusting it trusts this one certificate for " + ue.Server + " only, whatever its name and dates."))
-	}
-	d := dialog.NewCustomConfirm("Trust this server's certificate?", "Trust it", "Don't trust", body, func(ok bool) {
-		if ok {
-			onTrust()
-		}
-	}, w)
-	d.Resize(fyne.NewSize(520, 0))
-	d.Show()
-}
-
-// certWords says who a certificate is for, who issued it and until when.
-func certWords(c *x509.Certificate) string {
-	name := func(n pkix.Name) string {
-		if n.CommonName != "" {
-			return n.CommonName
-		}
-		return n.String()
-	}
-	issuer := name(c.Issuer)
-	if c.Issuer.String() == c.Subject.String() {
-		issuer = "itself"
-	}
-	s := fmt.Sprintf("It was issued to %s by %s, valid from %s to %s", name(c.Subject), issuer,
-		c.NotBefore.Local().Format("2 January 2006"), c.NotAfter.Local().Format("2 January 2006"))
-	if time.Now().After(c.NotAfter) {
-		s += " (it has expired)"
-	}
-	return s + "."
-}
-
-// groupFingerprint writes a hex fingerprint as IT reads it: AB:CD:…,
-// sixteen bytes per line.
-func groupFingerprint(hex string) string {
-	hex = strings.ToUpper(hex)
-	var parts []string
-	for i := 0; i+2 <= len(hex); i += 2 {
-		parts = append(parts, hex[i:i+2])
-	}
-	var lines []string
-	for i := 0; i < len(parts); i += 16 {
-		end := min(i+16, len(parts))
-		lines = append(lines, strings.Join(parts[i:end], ":"))
-	}
-	return strings.Join(lines, "\n")
 }

@@ -1,10 +1,11 @@
 package gui
 
 import (
-	"time"
+	"slices"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/driver/desktop"
+	"fyne.io/systray"
 
 	"github.com/inboxrelay/inboxrelay/assets"
 )
@@ -18,13 +19,17 @@ type Tray interface {
 	// SetMenu replaces the tray menu; it rebuilds the native menu, so it is
 	// called only when a label really changed.
 	SetMenu(menu *fyne.Menu)
+	// SetTooltip sets the text shown on hovering the icon.
+	SetTooltip(text string)
 }
 
-// desktopTray is the tray of a desktop fyne app.
+// desktopTray is the tray of a desktop fyne app. Its title is the app's
+// name (fyne sets it from the app's metadata).
 type desktopTray struct{ app desktop.App }
 
 func (t desktopTray) SetIcon(icon fyne.Resource) { t.app.SetSystemTrayIcon(icon) }
 func (t desktopTray) SetMenu(menu *fyne.Menu)    { t.app.SetSystemTrayMenu(menu) }
+func (t desktopTray) SetTooltip(text string)     { systray.SetTooltip(text) }
 
 // trayIcon returns the icon resource for a state and panel shade.
 func trayIcon(state string, dark bool) fyne.Resource {
@@ -40,90 +45,86 @@ type trayActions struct {
 	openWindow, openSettings, syncNow, togglePause, quit func()
 }
 
-// trayPresenter keeps the tray in step with the status, touching it only
-// when the icon or a label changed.
-type trayPresenter struct {
+// trayView keeps the tray in step with the model, touching it only when
+// the icon, the tooltip or a label changed: a menu rebuild renumbers the
+// native menu (and makes some panels flicker), so it never happens for
+// nothing.
+type trayView struct {
 	tray    Tray
 	act     trayActions
-	dark    bool
+	dark    bool // the panel is dark
 	icon    string
+	tooltip string
 	labels  []string
-	updates int // menus set, for tests
 }
 
-// menuLabels are the menu's labels for a status, in order; "" is a
+// menuLabels are the menu's labels for a model, in order; "" is a
 // separator.
-func menuLabels(st Status, now time.Time) []string {
-	var l []string
-	switch {
-	case !st.Paired:
-		l = append(l, "Not paired with the platform yet — open Inbox Relay to set up")
-	case len(st.Accounts) == 0:
-		l = append(l, "No mailbox yet — open Inbox Relay to add one")
-	default:
-		for _, a := range accounts(st) {
-			l = append(l, accountLine(a, now))
-		}
-	}
+func menuLabels(m model) []string {
 	pause := "Pause syncing"
-	if userPaused(st) {
+	if m.Paused {
 		pause = "Resume syncing"
 	}
+	l := slices.Clone(m.Menu)
 	return append(l, "", "Sync now", pause, "", "Open Inbox Relay…", "Settings…", "", "Quit")
 }
 
-// update shows st; it must run on the fyne goroutine.
-func (p *trayPresenter) update(st Status, now time.Time) {
-	if p.tray == nil {
+// render shows m; it must run on the fyne goroutine.
+func (v *trayView) render(m model) {
+	if v.tray == nil {
 		return
 	}
-	if icon := trayState(st); icon != p.icon {
-		p.icon = icon
-		p.tray.SetIcon(trayIcon(icon, p.dark))
+	if icon := m.Tone.icon(); icon != v.icon {
+		v.icon = icon
+		v.tray.SetIcon(trayIcon(icon, v.dark))
 	}
-	labels := menuLabels(st, now)
-	if equal(labels, p.labels) {
+	if m.Tooltip != v.tooltip {
+		v.tooltip = m.Tooltip
+		v.tray.SetTooltip(m.Tooltip)
+	}
+	labels := menuLabels(m)
+	if slices.Equal(labels, v.labels) {
 		return
 	}
-	p.labels = labels
-	p.updates++
-	p.tray.SetMenu(p.menu(labels))
+	v.labels = labels
+	v.tray.SetMenu(v.menu(labels, len(m.Menu)))
 }
 
-func (p *trayPresenter) menu(labels []string) *fyne.Menu {
+// setDark redraws the icon for a panel of the other shade.
+func (v *trayView) setDark(dark bool) {
+	if v.dark == dark || v.tray == nil {
+		v.dark = dark
+		return
+	}
+	v.dark = dark
+	if v.icon != "" {
+		v.tray.SetIcon(trayIcon(v.icon, dark))
+	}
+}
+
+// menu builds the menu: the first status lines open the window.
+func (v *trayView) menu(labels []string, status int) *fyne.Menu {
 	m := fyne.NewMenu("Inbox Relay")
-	for _, l := range labels {
+	for i, l := range labels {
 		var it *fyne.MenuItem
-		switch l {
-		case "":
+		switch {
+		case i < status: // the verdict and the accounts: open the window on them
+			it = fyne.NewMenuItem(l, v.act.openWindow)
+		case l == "":
 			it = fyne.NewMenuItemSeparator()
-		case "Sync now":
-			it = fyne.NewMenuItem(l, p.act.syncNow)
-		case "Pause syncing", "Resume syncing":
-			it = fyne.NewMenuItem(l, p.act.togglePause)
-		case "Open Inbox Relay…":
-			it = fyne.NewMenuItem(l, p.act.openWindow)
-		case "Settings…":
-			it = fyne.NewMenuItem(l, p.act.openSettings)
-		case "Quit":
-			it = fyne.NewMenuItem(l, p.act.quit)
+		case l == "Sync now":
+			it = fyne.NewMenuItem(l, v.act.syncNow)
+		case l == "Pause syncing" || l == "Resume syncing":
+			it = fyne.NewMenuItem(l, v.act.togglePause)
+		case l == "Open Inbox Relay…":
+			it = fyne.NewMenuItem(l, v.act.openWindow)
+		case l == "Settings…":
+			it = fyne.NewMenuItem(l, v.act.openSettings)
+		case l == "Quit":
+			it = fyne.NewMenuItem(l, v.act.quit)
 			it.IsQuit = true
-		default: // an account line: opens the window on it
-			it = fyne.NewMenuItem(l, p.act.openWindow)
 		}
 		m.Items = append(m.Items, it)
 	}
 	return m
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

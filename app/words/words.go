@@ -167,6 +167,9 @@ func Pairing(err error) string {
 	var cv *tls.CertificateVerificationError
 	var ue *trust.UntrustedError
 	var te *relay.TemporaryError
+	if s := pairingNet(err); s != "" {
+		return s
+	}
 	switch {
 	case errors.Is(err, relay.ErrBadCode):
 		return "The platform did not accept this code; codes work once and expire, so get a new one and try again."

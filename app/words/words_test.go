@@ -128,3 +128,12 @@ func TestErrorsByType(t *testing.T) {
 		t.Errorf("Setting(LockedError) = %q", got)
 	}
 }
+
+// TestLogLevelsHaveWords fails when a log level is offered with no words.
+func TestLogLevelsHaveWords(t *testing.T) {
+	for _, l := range settings.LogLevels {
+		if LogLevel(l) == l {
+			t.Errorf("log level %q has no words", l)
+		}
+	}
+}
