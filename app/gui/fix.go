@@ -221,12 +221,12 @@ func (u *UI) trustDialog(w fyne.Window, ue *trust.UntrustedError, old []trust.Pi
 	if changed {
 		oldBox := container.NewVBox(caption2("Trusted until now"), fpLabel(old[len(old)-1].Fingerprint))
 		if c := old[len(old)-1].Certificate; c != nil {
-			oldBox.Add(wrappedLow(describeCert(c)))
+			oldBox.Add(wrapped(describeCert(c)))
 		}
 		fps = container.NewGridWithColumns(2, oldBox, newBox)
 	}
 	body := container.NewVBox(wrapped(intro), fps, container.NewHBox(copyFP),
-		wrappedLow("Trusting it trusts this one certificate for "+ue.Server+" only, whatever its name and dates."))
+		wrapped("Trusting it trusts this one certificate for "+ue.Server+" only, whatever its name and dates."))
 	var m *modal
 	m = u.newModal(w, title, body, "Trust it", func() { m.close(); onTrust() }, "Don't trust", true)
 	width := float32(520)
