@@ -243,7 +243,7 @@ func TestOutboxServerSilentMidData(t *testing.T) {
 	}
 	e := r.engine(true)
 	rec := record(t, e, big)
-	if rec.State != state.OutboxReceived || rec.Retries == 0 || !strings.Contains(rec.LastError, "stopped responding during the message (after") {
+	if rec.State != state.OutboxReceived || rec.Retries == 0 || !strings.Contains(rec.LastError, "stopped answering while taking the message (after") {
 		t.Fatalf("the big item: state %s, retries %d, last error %q", rec.State, rec.Retries, rec.LastError)
 	}
 	if srv.Stalled() != rec.Retries || srv.Logins() < srv.Stalled() {

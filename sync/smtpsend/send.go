@@ -47,7 +47,7 @@ func (e *RefusedError) Error() string { return e.Reason }
 func (c *Client) Send(from string, to []string, msg io.Reader, size int64) (code int, text string, err error) {
 	defer func() { text, err = c.red.String(text), c.redact(err) }()
 	if c.broken {
-		return 0, "", &imapsync.NetError{Server: c.server, Err: errors.New("the connection was lost")}
+		return 0, "", &imapsync.NetError{Server: c.server, Kind: imapsync.Broken, Op: "sending", Err: errors.New("an earlier step broke it")}
 	}
 	if len(to) == 0 {
 		return 0, "", &RefusedError{Reason: "the message has no recipient"}
@@ -63,16 +63,16 @@ func (c *Client) Send(from string, to []string, msg io.Reader, size int64) (code
 		opts.UTF8 = true
 	}
 	if err := c.c.Mail(from, opts); err != nil {
-		return 0, "", c.failed("MAIL FROM", err)
+		return 0, "", c.failed("sending MAIL FROM", err)
 	}
 	for _, rcpt := range to {
 		if err := c.c.Rcpt(rcpt, nil); err != nil {
-			return 0, "", c.failed(fmt.Sprintf("RCPT TO <%s>", rcpt), err)
+			return 0, "", c.failed(fmt.Sprintf("sending RCPT TO <%s>", rcpt), err)
 		}
 	}
 	w, err := c.c.Data()
 	if err != nil {
-		return 0, "", c.failed("DATA", err)
+		return 0, "", c.failed("sending DATA", err)
 	}
 	c.conn.clearWriteFail()
 	n, err := io.Copy(w, msg)
@@ -84,7 +84,7 @@ func (c *Client) Send(from string, to []string, msg io.Reader, size int64) (code
 		// closed the server drops what it got.
 		c.abandon()
 		if c.conn.writeFailed() {
-			return 0, "", c.explain(fmt.Sprintf("the message (after %s of %s)", mb(n), mb(size)), err)
+			return 0, "", c.explain(fmt.Sprintf("taking the message (after %s of %s)", mb(n), mb(size)), c.t.Stall, err)
 		}
 		return 0, "", fmt.Errorf("read the message to send: %w", err)
 	}
@@ -97,9 +97,9 @@ func (c *Client) Send(from string, to []string, msg io.Reader, size int64) (code
 		}
 		c.abandon()
 		if c.conn.writeFailed() {
-			return 0, "", c.explain("the end of the message", err)
+			return 0, "", c.explain("taking the end of the message", c.t.Stall, err)
 		}
-		return 0, "", &AmbiguousError{Err: c.explain("its answer to the end of the message", err)}
+		return 0, "", &AmbiguousError{Err: c.explain("answering the end of the message", c.t.Final, err)}
 	}
 	return 250, resp.StatusText, nil
 }
@@ -113,14 +113,14 @@ func (c *Client) failed(step string, err error) error {
 			// "Bad sequence" or "log in first": the session is not what
 			// it should be, the message is not at fault.
 			c.abandon()
-			return &imapsync.NetError{Server: c.server, Err: fmt.Errorf("the server answered %s out of turn (%d %s)", step, se.Code, se.Message)}
+			return &imapsync.NetError{Server: c.server, Kind: imapsync.Broken, Op: step, Err: fmt.Errorf("it answered %d %s out of turn", se.Code, se.Message)}
 		}
 		c.reset()
 		return err
 	}
 	if connError(err) {
 		c.abandon()
-		return c.explain(step, err)
+		return c.explain(step, c.t.Step, err)
 	}
 	// go-smtp's own checks: nothing was sent.
 	return &RefusedError{Reason: fmt.Sprintf("%s: %v", step, err)}

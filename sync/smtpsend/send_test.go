@@ -149,7 +149,7 @@ func TestSendServerSilentMidData(t *testing.T) {
 	if err == nil || errors.As(err, &amb) || errors.As(err, &se) {
 		t.Fatalf("err %v, want a connection failure that did not hand the message over", err)
 	}
-	if !strings.Contains(err.Error(), "stopped responding during the message (after") {
+	if !strings.Contains(err.Error(), "stopped answering while taking the message (after") {
 		t.Fatalf("err %q does not say the server stopped taking the message", err)
 	}
 	if !c.Broken() || srv.Stalled() != 1 || srv.Received() != 0 {

@@ -107,7 +107,7 @@ func DialTimeouts(ctx context.Context, acct config.Account, password string, pol
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if e := cl.explain("the login", err); e != err {
+		if e := cl.explain("logging in", t.Step, err); e != err {
 			return nil, e
 		}
 		return nil, fmt.Errorf("log in to %s: %s", srv.Addr(), cl.red.String(err.Error()))
@@ -143,7 +143,7 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy, t Timeou
 			if errors.As(err, &se) {
 				return nil, fmt.Errorf("%s refused STARTTLS (%s): %w (usually 465)", srv.Addr(), se.Message, trust.ErrUseImplicitTLS)
 			}
-			return nil, cl.explain("the greeting and STARTTLS", err)
+			return nil, cl.explain("waiting for the greeting and STARTTLS", t.Step, err)
 		}
 	} else {
 		tc := tls.Client(dc, cfg)
@@ -163,25 +163,29 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy, t Timeou
 	// untrusted certificate is reported as such.
 	if err := c.Hello("localhost"); err != nil {
 		c.Close()
-		return nil, cl.explain("the greeting", err)
+		return nil, cl.explain("waiting for the greeting", t.Step, err)
 	}
 	return cl, nil
 }
 
-// explain turns a timeout, a reply too long or a broken connection during
-// step into words that name them; other errors pass unchanged.
-func (c *Client) explain(step string, err error) error {
+// explain turns a timeout, a reply too long or a broken connection while
+// doing op ("sending RCPT TO", a phrase for a person) into words that name
+// them, as an *imapsync.NetError where the connection failed; wait is the
+// deadline that applied. Other errors pass unchanged.
+func (c *Client) explain(op string, wait time.Duration, err error) error {
 	var rt *ReplyTooLongError
 	var ne net.Error
 	switch {
 	case errors.As(err, &rt):
 		return rt
 	case errors.Is(err, smtp.ErrTooLongLine):
-		return fmt.Errorf("%s sent a line longer than 2000 bytes during %s, which no mail server does: the connection was dropped", c.server, step)
+		return fmt.Errorf("%s sent a line longer than 2000 bytes while %s, which no mail server does: the connection was dropped", c.server, op)
 	case errors.As(err, &ne) && ne.Timeout():
-		return &imapsync.NetError{Server: c.server, Err: fmt.Errorf("the server stopped responding during %s", step)}
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET):
-		return &imapsync.NetError{Server: c.server, Err: fmt.Errorf("the server closed the connection during %s", step)}
+		return &imapsync.NetError{Server: c.server, Kind: imapsync.Silent, Op: op, Err: fmt.Errorf("nothing for %v", wait)}
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return &imapsync.NetError{Server: c.server, Kind: imapsync.Closed, Op: op, Err: err}
+	case errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		return &imapsync.NetError{Server: c.server, Kind: imapsync.Broken, Op: op, Err: err}
 	}
 	return err
 }
