@@ -183,25 +183,23 @@ func (ob *outbox) load() {
 	}
 }
 
-// poll long-polls the platform until ctx ends, honouring its Retry-After,
-// and stops while the engine is paused.
+// poll long-polls the platform until ctx ends, honouring its Retry-After;
+// it polls no more while the engine is paused.
 func (ob *outbox) poll(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
 		if ob.e.gate(ctx) != nil || ob.e.waitPlatform(ctx) != nil {
 			return
 		}
-		pctx, stop := ob.untilPaused(ctx)
+		// A poll under way when Pause comes is not cut short: what it
+		// brings is stored (sending waits for Resume); cut short, its items
+		// would stay leased to nobody for the lease's ten minutes.
 		pc, woken := ob.e.platform.Load(), ob.e.woken()
-		items, err := pc.Outbox(pctx, relay.OutboxOptions{Wait: ob.e.o.OutboxWait, Dir: ob.dir, MaxMessage: ob.o.MaxMessage})
-		paused := pctx.Err() != nil
-		stop()
+		items, err := pc.Outbox(ctx, relay.OutboxOptions{Wait: ob.e.o.OutboxWait, Dir: ob.dir, MaxMessage: ob.o.MaxMessage})
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
 				return
-			case paused:
-				continue // the gate waits for Resume
 			case errors.Is(err, relay.ErrUnauthorized):
 				ob.e.platform.refusedBy(pc)
 				continue
@@ -222,27 +220,6 @@ func (ob *outbox) poll(ctx context.Context) {
 			ob.intake(it)
 		}
 	}
-}
-
-// untilPaused returns a context that also ends when the engine is paused.
-func (ob *outbox) untilPaused(ctx context.Context) (context.Context, func()) {
-	pctx, cancel := context.WithCancel(ctx)
-	changes, unsubscribe := ob.e.Subscribe()
-	go func() {
-		defer unsubscribe()
-		for {
-			if ob.paused() {
-				cancel()
-				return
-			}
-			select {
-			case <-changes:
-			case <-pctx.Done():
-				return
-			}
-		}
-	}()
-	return pctx, cancel
 }
 
 func (ob *outbox) paused() bool {

@@ -306,30 +306,77 @@ func TestOutboxScheduleSurvivesRestart(t *testing.T) {
 	}
 }
 
-// TestOutboxPauseSendsNothing: while the engine is paused, the outbox takes
-// no item from the platform and sends nothing; after Resume the item is
-// sent. Heartbeats go on while paused, which marks time without a clock.
-// (Before: the outbox loop ignored Pause.)
+// TestOutboxPauseSendsNothing: while the engine is paused the outbox
+// neither retries an item that was waiting (its server answers 452) nor
+// sends one that arrives through a long poll already under way; after
+// Resume the new item is sent. Heartbeats go on while paused: they mark
+// time without a clock. (Before: the retry loop ignored Pause, and so did
+// a poll in flight: the new item was sent at once.)
 func TestOutboxPauseSendsNothing(t *testing.T) {
 	r := newRig(t, dovecottest.Options{})
+	var mu gosync.Mutex
+	refused := 0 // RCPT TO full@
+	srv := hostile.StartScriptedSMTP(t, hostile.SMTPScript{Password: r.password, Rcpt: func(addr string) string {
+		if addr != "full@client.test" {
+			return ""
+		}
+		mu.Lock()
+		refused++
+		mu.Unlock()
+		return "452 4.2.2 Mailbox full, try later"
+	}})
+	r.useSMTP(srv)
+	attempts := func() int { mu.Lock(); defer mu.Unlock(); return refused }
+	var polls atomic.Int32
+	r.platform.Intercept(func(w http.ResponseWriter, req *http.Request) bool {
+		if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/v1/outbox") {
+			polls.Add(1)
+		}
+		return false
+	})
+	heartbeats := func(n int) {
+		t.Helper()
+		beats := len(r.platform.Heartbeats())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := r.platform.Wait(ctx, func() bool { return len(r.platform.Heartbeats()) >= beats+n }); err != nil {
+			t.Fatal("the heartbeat stopped too")
+		}
+	}
+
+	waiting := r.enqueueTo("full@client.test", reply(28))
 	e := r.start(func(o *Options) { o.HeartbeatEvery = 50 * time.Millisecond })
-	e.Pause(PausedByUser)
-	id := r.enqueue(reply(28))
-	beats := len(r.platform.Heartbeats())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := r.platform.Wait(ctx, func() bool { return len(r.platform.Heartbeats()) >= beats+10 }); err != nil {
-		t.Fatal("the heartbeat stopped too")
+	if err := r.platform.Wait(ctx, func() bool { return attempts() > 0 }); err != nil {
+		t.Fatal("the first item was never tried")
 	}
-	if n := r.platform.Offers(id); n != 0 {
-		t.Fatalf("the paused outbox took the item %d times", n)
+
+	// The waiting item is not tried while paused.
+	e.Pause(PausedByUser)
+	heartbeats(2) // a step under way when Pause came may finish
+	before := attempts()
+	heartbeats(10)
+	if n := attempts() - before; n != 0 {
+		t.Fatalf("the paused outbox tried the waiting item %d more times", n)
 	}
-	if n := len(r.dovecot.Delivered()); n != 0 || len(r.result(id)) != 0 {
-		t.Fatalf("the paused outbox sent %d messages", n)
+
+	// Nor is an item sent that the long poll under way brings (the poll
+	// that followed the first item's: the platform holds it open).
+	if err := r.platform.Wait(ctx, func() bool { return polls.Load() >= 2 }); err != nil {
+		t.Fatal("no long poll after the first item")
+	}
+	arrived := r.enqueueTo("customer@client.test", reply(29))
+	heartbeats(10)
+	if got := srv.Accepted(); len(got) != 0 || len(r.result(arrived)) != 0 {
+		t.Fatalf("the paused outbox sent %d messages", len(got))
 	}
 	e.Resume()
-	if res := r.waitResult(id, time.Minute); res.State != "sent" {
+	if res := r.waitResult(arrived, time.Minute); res.State != "sent" {
 		t.Fatalf("after Resume: %+v, want sent", res)
+	}
+	if len(r.result(waiting)) != 0 {
+		t.Fatal("the item refused with 452 was reported")
 	}
 }
 
