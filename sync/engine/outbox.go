@@ -379,9 +379,13 @@ func (s *sender) add(rec state.OutboxItem) {
 }
 
 // next returns the item to take a step of now, or, when none is due, how
-// long until one is (0: only a new item or a change will do).
+// long until one is (0: only a new item or a change will do). While the
+// platform refuses the device's token nothing is due: the connector acts
+// for the platform no more, sending included, until it is paired again.
 func (s *sender) next(now time.Time) (*state.OutboxItem, time.Duration) {
-	blocked, _ := s.ob.e.platform.blocked()
+	if blocked, _ := s.ob.e.platform.blocked(); blocked {
+		return nil, 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var due *state.OutboxItem
@@ -390,9 +394,6 @@ func (s *sender) next(now time.Time) (*state.OutboxItem, time.Duration) {
 		at := rec.NextAttempt
 		if rec.State == state.OutboxReceived && s.connNext.After(at) {
 			at = s.connNext // the account's connection waits
-		}
-		if blocked && needsPlatformOnly(rec) {
-			continue // waits for the platform to take the token again
 		}
 		if !at.After(now) {
 			if due == nil || at.Before(due.NextAttempt) || (at.Equal(due.NextAttempt) && rec.Received.Before(due.Received)) {
@@ -405,11 +406,6 @@ func (s *sender) next(now time.Time) (*state.OutboxItem, time.Duration) {
 		}
 	}
 	return due, wait
-}
-
-// needsPlatformOnly reports whether rec's next step is its report.
-func needsPlatformOnly(rec *state.OutboxItem) bool {
-	return rec.State == state.OutboxFailed || rec.State == state.OutboxAmbiguous || (rec.State == state.OutboxSent && rec.Filed)
 }
 
 func (s *sender) pending() int {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
+	"github.com/inboxrelay/inboxrelay/sync/backoff"
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/relay"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
@@ -657,5 +658,52 @@ func TestOutboxSendsAsListedAlias(t *testing.T) {
 	}
 	if dl := r.dovecot.Delivered(); len(dl) != 1 || dl[0].From != "support@acme.test" {
 		t.Fatalf("delivered %+v, want one from support@acme.test", dl)
+	}
+}
+
+// TestOutboxStopsWhenThePlatformRefusesTheDevice: an item waits to be
+// tried again (its server answered 452) when the platform stops accepting
+// the device's token. It is not sent while that lasts, though the server
+// would now take it: the connector no longer acts for the platform. After
+// pairing again (a new token) it is sent and reported.
+func TestOutboxStopsWhenThePlatformRefusesTheDevice(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	var full atomic.Bool
+	full.Store(true)
+	srv := hostile.StartScriptedSMTP(t, hostile.SMTPScript{Password: r.password, Rcpt: func(string) string {
+		if full.Load() {
+			return "452 4.2.2 Mailbox full, try later"
+		}
+		return ""
+	}})
+	r.useSMTP(srv)
+	id := r.enqueue(reply(33))
+	e := r.start(func(o *Options) {
+		o.HeartbeatEvery = 50 * time.Millisecond
+		o.Backoff = backoff.Policy{Base: 200 * time.Millisecond, Max: 400 * time.Millisecond}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := r.platform.Wait(ctx, func() bool { return len(srv.Commands()) > 0 && record(t, e, id).Retries > 0 }); err != nil {
+		t.Fatal("the item was never tried")
+	}
+	r.platform.RevokeAll()
+	if err := r.platform.Wait(ctx, func() bool { return e.Snapshot().Platform.State == PlatformNeedsPairing }); err != nil {
+		t.Fatal("the engine never noticed the refusal")
+	}
+	full.Store(false)
+	rejected := len(r.platform.Rejections())
+	if err := r.platform.Wait(ctx, func() bool { return len(r.platform.Rejections()) >= rejected+10 }); err != nil {
+		t.Fatal("the heartbeat stopped")
+	}
+	if got := srv.Accepted(); len(got) != 0 {
+		t.Fatalf("sent %d messages for a platform that refuses this device", len(got))
+	}
+	_, token := r.Platform.Pair(t)
+	if err := e.SetToken(token); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.waitResult(id, time.Minute); res.State != "sent" {
+		t.Fatalf("after pairing again: %+v, want sent", res)
 	}
 }
