@@ -75,6 +75,7 @@ func TestSilentServerIsNoticed(t *testing.T) {
 			return c.FetchBodies([]uint32{1, 2, 3}, sp, func(uint32, *spool.Body) error { return nil })
 		}},
 		{"noop", "asking for news (NOOP)", func(c *imapsync.Conn) error { return c.Noop() }},
+		{"idle", "starting IDLE", func(c *imapsync.Conn) error { return c.Wait(t.Context(), nil, time.Hour, time.Hour, time.Hour) }},
 		{"find sent", "listing the folders", func(c *imapsync.Conn) error { _, err := c.FindSent(); return err }},
 	}
 	for _, s := range steps {
