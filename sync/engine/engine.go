@@ -634,15 +634,14 @@ func (e *Engine) heartbeat(ctx context.Context) error {
 }
 
 // heartbeatError is the account's error line in a heartbeat: its own error,
-// else the messages the mail server cannot deliver (the heartbeat has no
-// field of its own for them; they are not the platform's rejections).
+// else the messages set aside as undeliverable (the heartbeat has no field
+// of its own for them; they are not the platform's rejections).
 func heartbeatError(a AccountStatus) string {
 	if a.LastError != "" || a.Undeliverable == 0 {
 		return a.LastError
 	}
 	u := a.UndeliverableMessages[len(a.UndeliverableMessages)-1]
-	return fmt.Sprintf("the mail server cannot deliver %d message(s); the last: %s UID %d: %s",
-		a.Undeliverable, u.Folder, u.UID, strings.TrimPrefix(u.Reason, "the server cannot deliver this message: "))
+	return fmt.Sprintf("%d message(s) of the mailbox cannot be relayed; the last, %s UID %d: %s", a.Undeliverable, u.Folder, u.UID, u.Reason)
 }
 
 // writeStatus keeps the status file (read by `inboxrelay status`) up to
@@ -709,13 +708,14 @@ type AccountStatus struct {
 	Rejected     int               `json:"rejected"`
 	Skipped      int               `json:"skipped"`
 	Rejections   []state.Rejection `json:"rejections,omitempty"`
-	// Undeliverable counts the messages the mail server could not deliver
-	// to the connector (it broke the connection or refused each time they
-	// were asked for alone): not relayed, tried again daily and on Sync now,
-	// and apart from Rejected, which are the platform's refusals.
+	// Undeliverable counts the messages that cannot be relayed from the
+	// mail server's side: it broke the connection or refused each time
+	// they were asked for alone, or they are bigger than the spool holds.
+	// Not relayed, tried again daily and on Sync now, and apart from
+	// Rejected, which are the platform's refusals.
 	Undeliverable int `json:"undeliverable"`
 	// UndeliverableMessages are the last 20 of them, oldest first, each
-	// with what the server did.
+	// with what went wrong.
 	UndeliverableMessages []state.Undeliverable `json:"undeliverable_messages,omitempty"`
 	LastError             string                `json:"last_error,omitempty"`
 	Folders               []FolderStatus        `json:"folders"`

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -123,7 +124,7 @@ func TestUnreadableMessage(t *testing.T) {
 	r.checkStored(want, inboxOnly(want))
 
 	deadline := time.Now().Add(10 * time.Second)
-	for !heartbeatSays(r, "cannot deliver 1 message") {
+	for !heartbeatSays(r, "1 message(s) of the mailbox cannot be relayed; the last, INBOX UID") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no heartbeat reported the undeliverable message: %+v", r.platform.Heartbeats())
 		}
@@ -445,5 +446,35 @@ func TestUndeliverableRetriedDaily(t *testing.T) {
 	u, _ := st.AccountUndeliverables(r.email)
 	if c.Relayed != 10 || len(u) != 0 {
 		t.Fatalf("counters %+v, undeliverable %+v; want 10 relayed and none left", c, u)
+	}
+}
+
+// TestTooBigForTheSpool: a message bigger than the spool may ever hold is
+// set aside at once, from its announced size, without downloading it; the
+// others are relayed.
+func TestTooBigForTheSpool(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	_, uids := r.fillInbox(4, 2000)
+	big := r.appendMsg("INBOX", 99, 300<<10, time.Now())
+	e := r.engine(true)
+	e.spool.Budget = 200 << 10
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if err := e.Run(ctx); err != nil {
+		t.Fatalf("a message too big for the spool must not fail the pass: %v", err)
+	}
+	if n := len(r.platform.Messages()); n != len(uids) {
+		t.Fatalf("%d relayed, want the %d small ones", n, len(uids))
+	}
+	u, err := e.o.Store.AccountUndeliverables(r.email)
+	if err != nil || len(u) != 1 || !strings.Contains(u[0].Reason, "larger than 204800 bytes") {
+		t.Fatalf("undeliverable %+v, %v; want the big one, larger than the spool", u, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.bodiesSent() < len(uids) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := r.bodiesSent(); n != len(uids) {
+		t.Errorf("Dovecot sent %d bodies, want %d: the big one was downloaded (%d bytes)", n, len(uids), len(big))
 	}
 }

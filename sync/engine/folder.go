@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -555,6 +556,14 @@ func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.F
 			onDone(m.UID, nil)
 			continue
 		}
+		if budget := f.e.spool.Budget; m.Size > cmp.Or(budget, spool.DefaultBudget) {
+			// Bigger than the spool will ever hold: not downloaded at all.
+			err := &spool.FullError{Size: m.Size, Budget: cmp.Or(budget, spool.DefaultBudget), Permanent: true}
+			if err := f.setAside(fs, m.UID, err.Error(), 1, t, undeliverable); err != nil {
+				return err
+			}
+			continue
+		}
 		if size+m.Size > groupBytes && len(group) > 0 {
 			if err := flush(); err != nil {
 				return err
@@ -634,7 +643,9 @@ func (f *folderSync) relayGroup(ctx context.Context, conn *imapsync.Conn, fs *st
 func (f *folderSync) fault(ctx context.Context, fs *state.Folder, uids []uint32, alone bool, got map[uint32]bool, err error, t *tracker, undeliverable map[uint32]state.Undeliverable) error {
 	var ne *imapsync.NetError
 	var ie *imap.Error
-	if ctx.Err() != nil || !(errors.Is(err, errNotReturned) || errors.As(err, &ne) || errors.As(err, &ie)) {
+	var fe *spool.FullError
+	tooBig := errors.As(err, &fe) && fe.Permanent // can never be spooled, so never relayed
+	if ctx.Err() != nil || !(tooBig || errors.Is(err, errNotReturned) || errors.As(err, &ne) || errors.As(err, &ie)) {
 		return err
 	}
 	var uid uint32
@@ -653,13 +664,14 @@ func (f *folderSync) fault(ctx context.Context, fs *state.Folder, uids []uint32,
 		}
 		return &messageFault{uid: uid, err: err}
 	}
-	now := f.e.o.Now()
-	reason := undeliverableReason(err)
-	if rec, ok := undeliverable[uid]; ok {
+	if tooBig {
+		// The connection is fine: go-imap read past the body. Nothing to
+		// try again.
+		return f.setAside(fs, uid, err.Error(), 1, t, undeliverable)
+	}
+	if _, ok := undeliverable[uid]; ok {
 		// Tried again when due, and still undeliverable.
-		rec.Tries++
-		rec.LastTry, rec.Reason = now, reason
-		if perr := f.e.o.Store.PutUndeliverable(f.key, rec); perr != nil {
+		if perr := f.setAside(fs, uid, undeliverableReason(err), 1, t, undeliverable); perr != nil {
 			return perr
 		}
 		return &messageFault{uid: uid, err: err}
@@ -674,17 +686,32 @@ func (f *folderSync) fault(ctx context.Context, fs *state.Folder, uids []uint32,
 		return &messageFault{uid: uid, err: err}
 	}
 	delete(f.suspects, uid)
-	f.e.log.Warn("the mail server cannot deliver a message; it is recorded, skipped, and tried again daily",
-		"account", f.acct.Email, "folder", fs.Name, "uid", uid, "reason", reason)
-	if perr := f.e.o.Store.PutUndeliverable(f.key, state.Undeliverable{
-		Account: f.acct.Email, Role: f.role, Folder: fs.Name, UID: uid, UIDValidity: fs.UIDValidity,
-		Reason: reason, Tries: s.tries, LastTry: now,
-	}); perr != nil {
+	if perr := f.setAside(fs, uid, undeliverableReason(err), s.tries, t, undeliverable); perr != nil {
 		return perr
 	}
+	return &messageFault{uid: uid, err: err}
+}
+
+// setAside records uid as undeliverable after tries failed fetches (or
+// updates its record after another one, when it was already) and takes it
+// out of the pass: the others go on without it.
+func (f *folderSync) setAside(fs *state.Folder, uid uint32, reason string, tries int, t *tracker, undeliverable map[uint32]state.Undeliverable) error {
+	rec, known := undeliverable[uid]
+	if known {
+		rec.Tries += tries
+	} else {
+		f.e.log.Warn("a message cannot be relayed; it is recorded, skipped, and tried again daily",
+			"account", f.acct.Email, "folder", fs.Name, "uid", uid, "reason", reason)
+		rec = state.Undeliverable{Account: f.acct.Email, Role: f.role, Folder: fs.Name, UID: uid, UIDValidity: fs.UIDValidity, Tries: tries}
+	}
+	rec.LastTry, rec.Reason = f.e.o.Now(), reason
+	if err := f.e.o.Store.PutUndeliverable(f.key, rec); err != nil {
+		return err
+	}
+	undeliverable[uid] = rec
 	t.finish(uid, nil)
 	f.e.changed()
-	return &messageFault{uid: uid, err: err}
+	return nil
 }
 
 // undeliverableReason says, for a person, what the server did each time it

@@ -81,7 +81,9 @@ func TestSilentServerIsNoticed(t *testing.T) {
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			p := faultproxy.Start(t, d.IMAPS)
-			c := dialVia(t, d, p, email, pass, 300*time.Millisecond)
+			// Generous: the steps before the freeze must not fall silent
+			// on a loaded machine.
+			c := dialVia(t, d, p, email, pass, 2*time.Second)
 			if s.name != "examine" && s.name != "find sent" {
 				if _, err := c.Examine("INBOX"); err != nil {
 					t.Fatal(err)
@@ -124,17 +126,18 @@ func TestSlowLiteralKeepsGoing(t *testing.T) {
 	d.AddUser(t, email, pass)
 	var msg bytes.Buffer
 	msg.WriteString("Subject: big\r\n\r\n")
-	for msg.Len() < 600<<10 {
-		msg.WriteString("a line of a message that arrives slowly, sixteen KiB at a time\r\n")
+	for msg.Len() < 300<<10 {
+		msg.WriteString("a line of a message that arrives slowly, a few KiB at a time\r\n")
 	}
 	uid := d.Append(t, email, "INBOX", msg.Bytes(), time.Now())
 	p := faultproxy.Start(t, d.IMAPS)
-	c := dialVia(t, d, p, email, pass, 250*time.Millisecond)
+	c := dialVia(t, d, p, email, pass, 2*time.Second)
 	if _, err := c.Examine("INBOX"); err != nil {
 		t.Fatal(err)
 	}
-	// 600 KiB at 200 KiB/s: three seconds, twelve silences.
-	p.Trickle(200 << 10)
+	// 300 KiB at 50 KiB/s: six seconds, three silences; the bytes come
+	// every tenth of a second, far within one.
+	p.Trickle(50 << 10)
 	var got *spool.Body
 	sp := &spool.Spool{Dir: t.TempDir(), Threshold: 10 << 20}
 	err := within(t, func() error {

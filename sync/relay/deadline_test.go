@@ -126,9 +126,9 @@ func TestSilentPlatformIsNoticed(t *testing.T) {
 // the bytes. The long poll, which the platform answers only after its
 // wait, is not cut short either.
 func TestSlowUploadKeepsGoing(t *testing.T) {
-	c, fp, p := viaProxy(t, 250*time.Millisecond)
-	m, _ := message(600 << 10)
-	fp.Trickle(200 << 10) // three seconds: twelve silences
+	c, fp, p := viaProxy(t, 2*time.Second)
+	m, _ := message(300 << 10)
+	fp.Trickle(50 << 10) // six seconds, three silences; bytes every tenth of a second
 	if err := within(t, func() error { return c.Upload(t.Context(), m) }); err != nil {
 		t.Fatalf("a slow but steady upload failed: %v", err)
 	}
@@ -137,7 +137,7 @@ func TestSlowUploadKeepsGoing(t *testing.T) {
 	}
 	fp.Trickle(0)
 	if _, err := within2(t, func() ([]relay.OutboxItem, error) {
-		return c.Outbox(t.Context(), relay.OutboxOptions{Wait: 2 * time.Second, Dir: t.TempDir()})
+		return c.Outbox(t.Context(), relay.OutboxOptions{Wait: 5 * time.Second, Dir: t.TempDir()})
 	}); err != nil {
 		t.Fatalf("a long poll longer than the silence failed: %v", err)
 	}
