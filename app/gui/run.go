@@ -23,6 +23,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/policy"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
+	"github.com/inboxrelay/inboxrelay/sync/support"
 	"github.com/inboxrelay/inboxrelay/sync/version"
 )
 
@@ -142,6 +143,18 @@ func Main(args []string, stderr io.Writer) int {
 			go func() { defer close(done); r.Run(rc) }()
 			return backend
 		},
+	}
+	opts.SupportBundle = func(path string) error {
+		// Its connection checks take up to a minute; the Runner's open
+		// state database gives the platform's settings.
+		bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		o := support.Options{Home: home, IT: it}
+		if st, err := r.Store().Settings(); err == nil {
+			layer := st.Layer()
+			o.Platform = &layer
+		}
+		return support.WriteFile(bctx, path, o)
 	}
 	if n := newDesktopNotifier(ctx, "Inbox Relay", iconFile(), func() { ui.ShowWindow() }); n != nil {
 		opts.Notify = n.send

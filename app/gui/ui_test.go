@@ -772,3 +772,29 @@ func TestRejectionsShown(t *testing.T) {
 		}
 	})
 }
+
+// TestDemoOffersLeaveDemo: in the demo, "Add mailbox…" (which would add a
+// real mailbox to a throw-away home) gives way to "Leave demo", which
+// returns to the user's own backend.
+func TestDemoOffersLeaveDemo(t *testing.T) {
+	user := newFake(Status{DeviceName: "alice-laptop"})
+	demo := newFake(with(running(engine.UpToDate), func(s *Status) { s.DeviceName = "alice-laptop (demo)" }))
+	left := 0
+	u, _ := newUI(t, user, &fakeTray{}, func(o *Options) {
+		o.StartDemo = func(context.Context) (Backend, error) { return demo, nil }
+		o.LeaveDemo = func() Backend { left++; return user }
+	})
+	w := u.Window()
+	tap(button(t, w, "Try the demo"))
+	waitFor(t, "the demo", func() bool { return u.mode == "status" && hasText(w, "alice-laptop (demo)") })
+	serial(func() {
+		if u.view.add.Visible() || !u.view.leaveDemo.Visible() {
+			t.Fatal("the demo offers Add mailbox, or no way out")
+		}
+	})
+	tap(button(t, w, "Leave demo"))
+	waitFor(t, "the user's own setup", func() bool { return u.mode == "setup" && !u.demo })
+	if left != 1 {
+		t.Fatalf("LeaveDemo called %d times", left)
+	}
+}
