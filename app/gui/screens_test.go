@@ -77,6 +77,16 @@ func screens() []screen {
 				serial(func() { u.setup.email.SetText("alice@gmail.com") })
 				waitFor(t, "the lookup", func() bool { return u.setup.imap.Text != "" })
 			}},
+		{name: "add-mailbox-manual", st: Status{Paired: true, PlatformURL: "https://app.example.com/connector"}, tray: true,
+			setup: func(t *testing.T, u *UI, b *fakeBackend) {
+				b.with(func() { b.findErr = autoconfig.ErrNotFound })
+				serial(func() {
+					u.setup.email.SetText("alice@example.com")
+					u.setup.password.SetText("s3cret")
+				})
+				waitFor(t, "the lookup", func() bool { return u.setup.servers.shown })
+				serial(func() { u.setup.imap.SetText("mail.example.com") })
+			}},
 		{name: "status-all-relayed", st: running(engine.UpToDate, relayed), tray: true},
 		{name: "status-relaying", st: busy, tray: true},
 		{name: "status-password", st: login, tray: true, setup: func(t *testing.T, u *UI, b *fakeBackend) {

@@ -46,7 +46,6 @@ type setupView struct {
 	found                                 *widget.Label // the lookup in one line
 	confirm                               *fyne.Container
 	confirmMsg                            *widget.Label
-	servers                               *widget.Accordion
 	testBtn, addBtn                       *keyButton
 	msg                                   *widget.Label
 	lines                                 *fyne.Container // one line per server
@@ -63,6 +62,10 @@ type setupView struct {
 	source    string // where the filled-in servers came from, for the test's words
 	unsure    bool   // the servers found are outside the address's domain: asked before testing
 	box       *fyne.Container
+	grid      *fyne.Container // the page's one aligned grid of fields
+	servers   *fold           // the mailbox's server settings
+	advanced  *fold           // pairing's proxy and company certificate
+	follow    [][2]fyne.CanvasObject
 }
 
 // showSetup opens the wizard at the step needed: pairing first, then the
@@ -106,8 +109,66 @@ func (s *setupView) page(objs ...fyne.CanvasObject) fyne.CanvasObject {
 // relayout lays the page out again after parts of it were shown or
 // hidden; its widgets stay.
 func (s *setupView) relayout() {
+	for _, p := range s.follow {
+		showIf(p[0], p[1].Visible())
+	}
+	if s.grid != nil {
+		s.grid.Refresh()
+	}
 	if s.box != nil {
 		s.box.Refresh()
+	}
+}
+
+// fieldLabel is a field's label in a setup grid.
+func fieldLabel(text string) *widget.Label {
+	return widget.NewLabelWithStyle(text, fyne.TextAlignTrailing, fyne.TextStyle{Bold: true})
+}
+
+// rowLabel is the empty label of a grid row whose content is o: relayout
+// shows and hides it with o, so that a hidden line leaves no gap.
+func (s *setupView) rowLabel(o fyne.CanvasObject) fyne.CanvasObject {
+	l := widget.NewLabel("")
+	s.follow = append(s.follow, [2]fyne.CanvasObject{l, o})
+	return l
+}
+
+// fold is a group of a grid's rows shown and hidden by a toggle in the
+// grid itself, so that the folded rows line up with the others.
+type fold struct {
+	toggle *widget.Button
+	rows   []fyne.CanvasObject // label, field pairs
+	shown  bool
+	after  func()
+}
+
+func newFold(title string, after func(), rows ...fyne.CanvasObject) *fold {
+	f := &fold{rows: rows, after: after}
+	f.toggle = widget.NewButtonWithIcon(title, theme.MenuExpandIcon(), func() { f.open(!f.shown) })
+	f.toggle.Importance = widget.LowImportance
+	f.toggle.Alignment = widget.ButtonAlignLeading
+	f.open(false)
+	return f
+}
+
+// objects are the fold's grid cells: its toggle's row, then its rows.
+func (f *fold) objects() []fyne.CanvasObject {
+	return append([]fyne.CanvasObject{widget.NewLabel(""), f.toggle}, f.rows...)
+}
+
+// open shows or hides the rows.
+func (f *fold) open(show bool) {
+	f.shown = show
+	for _, r := range f.rows {
+		showIf(r, show)
+	}
+	if show {
+		f.toggle.SetIcon(theme.MenuDropDownIcon())
+	} else {
+		f.toggle.SetIcon(theme.MenuExpandIcon())
+	}
+	if f.after != nil {
+		f.after()
 	}
 }
 
@@ -130,22 +191,23 @@ func (s *setupView) pairPage() fyne.CanvasObject {
 	s.pairMsg.Hide()
 	s.pairBtn = newKeyButton("Pair this computer", theme.LoginIcon(), s.pair)
 	s.pairBtn.Importance = widget.HighImportance
-	form := widget.NewForm(
-		widget.NewFormItem("Platform address", s.pairURL),
-		widget.NewFormItem("Pairing code", s.pairCode),
-	)
-	form.Items[1].HintText = "In the platform, open Settings › Connector › Pair a computer: it shows the address and a code."
-	adv := widget.NewAccordion(widget.NewAccordionItem("Advanced: proxy / company certificate", widget.NewForm(
-		widget.NewFormItem("Proxy", s.pairProxy),
-		widget.NewFormItem("Company certificate", s.pairCA),
-	)))
+	where := wrapped("In the platform, open Settings › Connector › Pair a computer: it shows the address and a code.")
+	where.SizeName = theme.SizeNameCaptionText
+	s.advanced = newFold("Advanced: proxy / company certificate", s.relayout,
+		fieldLabel("Proxy"), s.pairProxy,
+		fieldLabel("Company certificate"), s.pairCA)
+	grid := container.New(layout.NewFormLayout(), append([]fyne.CanvasObject{
+		fieldLabel("Platform address"), s.pairURL,
+		fieldLabel("Pairing code"), s.pairCode,
+		widget.NewLabel(""), where,
+	}, s.advanced.objects()...)...)
+	s.grid = grid
 	objs := []fyne.CanvasObject{
 		heading("Welcome to Inbox Relay"),
 		wrapped("Inbox Relay copies the e-mail of your mailbox to your team's platform, from this computer. First, connect it to the platform; then add your mailbox."),
 		widget.NewSeparator(),
 		heading("1. Connect to the platform"),
-		form,
-		adv,
+		grid,
 		container.NewHBox(layout.NewSpacer(), s.pairBtn),
 		s.pairMsg,
 	}
@@ -255,7 +317,7 @@ func (s *setupView) accountPage() fyne.CanvasObject {
 			s.unsure = false
 			s.confirm.Hide()
 			s.clearServers()
-			s.servers.Open(0)
+			s.servers.open(true)
 			s.relayout()
 		}),
 	))
@@ -284,15 +346,19 @@ func (s *setupView) accountPage() fyne.CanvasObject {
 	}
 	s.email.OnChanged = func(string) { s.addressChanged() }
 
-	form := widget.NewForm(
-		widget.NewFormItem("E-mail address", s.email),
-		widget.NewFormItem("Password", s.password),
-	)
-	s.servers = widget.NewAccordion(widget.NewAccordionItem("Server settings", widget.NewForm(
-		widget.NewFormItem("Incoming (IMAP)", container.NewBorder(nil, nil, nil, s.imapSec, s.imap)),
-		widget.NewFormItem("Outgoing (SMTP)", container.NewBorder(nil, nil, nil, s.smtpSec, s.smtp)),
-		widget.NewFormItem("Login name", s.username),
-	)))
+	// One aligned grid: the address and the password, what was found,
+	// then the server settings, folded away unless they must be typed.
+	s.servers = newFold("Server settings", s.relayout,
+		fieldLabel("Incoming (IMAP)"), container.NewBorder(nil, nil, nil, s.imapSec, s.imap),
+		fieldLabel("Outgoing (SMTP)"), container.NewBorder(nil, nil, nil, s.smtpSec, s.smtp),
+		fieldLabel("Login name"), s.username)
+	s.grid = container.New(layout.NewFormLayout(), append([]fyne.CanvasObject{
+		fieldLabel("E-mail address"), s.email,
+		fieldLabel("Password"), s.password,
+		s.rowLabel(s.hint), s.hint,
+		s.rowLabel(s.found), s.found,
+		s.rowLabel(s.confirm), s.confirm,
+	}, s.servers.objects()...)...)
 	buttons := container.NewHBox(layout.NewSpacer(), s.testBtn, s.addBtn)
 	if s.cancel {
 		buttons.Objects = append([]fyne.CanvasObject{widget.NewButton("Cancel", s.u.leaveSetup)}, buttons.Objects...)
@@ -306,14 +372,11 @@ func (s *setupView) accountPage() fyne.CanvasObject {
 		cancel = s.u.leaveSetup
 	}
 	s.u.win.Canvas().SetOnTypedKey(keyHandler(s.defaultAction, cancel))
+	defer s.relayout()
 	return s.page(
 		heading(title),
 		wrapped("Inbox Relay reads your mailbox without changing anything in it. Your password stays in this computer's keychain."),
-		form,
-		s.hint,
-		s.found,
-		s.confirm,
-		s.servers,
+		s.grid,
 		buttons,
 		s.msg,
 		s.lines,
@@ -438,7 +501,7 @@ func (s *setupView) lookup(domain string) {
 			}
 			if err != nil {
 				s.say(s.found, words.LookupFailed(domain, err), false)
-				s.servers.Open(0)
+				s.servers.open(true)
 				return
 			}
 			s.fill(r)
@@ -559,7 +622,7 @@ func (s *setupView) test() {
 	if err != nil {
 		s.say(s.msg, err.Error(), true)
 		if strings.Contains(err.Error(), "Server settings") {
-			s.servers.Open(0)
+			s.servers.open(true)
 		}
 		return
 	}

@@ -360,7 +360,7 @@ func TestSetupPairsThenAddsAMailbox(t *testing.T) {
 	if u.setup.smtp.Text != "smtp.acme.com:587" || u.setup.smtpSec.Selected != secStartTLS {
 		t.Fatalf("smtp %q %q", u.setup.smtp.Text, u.setup.smtpSec.Selected)
 	}
-	if !hasText(w, "Found: acme.com — imap.acme.com, smtp.acme.com (from acme.com's DNS)") || u.setup.servers.Items[0].Open {
+	if !hasText(w, "Found: acme.com — imap.acme.com, smtp.acme.com (from acme.com's DNS)") || u.setup.servers.shown {
 		t.Fatal("the lookup is not one line with the settings folded away")
 	}
 	add := button(t, w, "Add mailbox")
@@ -427,7 +427,7 @@ func TestSetupClearsWhatIsStale(t *testing.T) {
 	if hasText(w, "app password") || hasText(w, "Gmail") {
 		t.Fatal("Gmail's advice outlived the address")
 	}
-	if !u.setup.servers.Items[0].Open {
+	if !u.setup.servers.shown {
 		t.Fatal("the server settings stay folded though they must be typed")
 	}
 }
