@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/inboxrelay/inboxrelay/sync/config"
+	"github.com/inboxrelay/inboxrelay/sync/imapsync"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/hostile"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
@@ -266,5 +267,58 @@ func TestCRLFWriter(t *testing.T) {
 				t.Errorf("%q cut at %d: %q, want %q", tc.in, cut, b.String(), tc.want)
 			}
 		}
+	}
+}
+
+// TestEveryStepHasADeadline: a server that goes silent at any step, from
+// the greeting to QUIT, is given up on after Timeouts.Step, and the error
+// names the step. (Before: go-smtp waited 5 minutes for each answer, and
+// the greeting and STARTTLS were bounded only as a whole.)
+func TestEveryStepHasADeadline(t *testing.T) {
+	for _, tc := range []struct{ at, want string }{
+		{"TLS", "while negotiating TLS"},
+		{"GREETING", "while waiting for the greeting"},
+		{"EHLO", "while waiting for the greeting"},
+		{"AUTH", "while logging in"},
+		{"MAIL", "while sending MAIL FROM"},
+		{"RCPT", "while sending RCPT TO <bob@client.test>"},
+		{"DATA", "while sending DATA"},
+		{"QUIT", ""},
+	} {
+		t.Run(tc.at, func(t *testing.T) {
+			srv := hostile.StartScriptedSMTP(t, hostile.SMTPScript{Password: testPassword, SilentAt: tc.at})
+			done := make(chan error, 1)
+			go func() {
+				c, err := dialScripted(t, srv, Timeouts{Step: 300 * time.Millisecond})
+				if err == nil {
+					if tc.at == "QUIT" {
+						_, _, err = send(c, "bob@client.test", message("one", 100))
+						if err == nil {
+							err = c.Close() // QUIT unanswered: closed anyway
+						}
+					} else {
+						_, _, err = send(c, "bob@client.test", message("one", 100))
+						c.Close()
+					}
+				}
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(time.Minute): // a guard against hanging the suite, not a measure
+				t.Fatalf("still waiting on a server silent at %s after a minute", tc.at)
+			}
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("a server silent at QUIT: %v", err)
+				}
+				return
+			}
+			var ne *imapsync.NetError
+			if !errors.As(err, &ne) || ne.Kind != imapsync.Silent || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want the server silent %s", err, tc.want)
+			}
+		})
 	}
 }

@@ -152,6 +152,9 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy, t Timeou
 		cancel()
 		if err != nil {
 			raw.Close()
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				return nil, &imapsync.NetError{Server: srv.Addr(), Kind: imapsync.Silent, Op: "negotiating TLS", Err: fmt.Errorf("nothing for %v", t.Step)}
+			}
 			return nil, err
 		}
 		c = smtp.NewClient(tc)

@@ -39,6 +39,11 @@ type SMTPScript struct {
 	// HugeEnd, when positive, is the length of the single line the server
 	// answers the end of a message with.
 	HugeEnd int
+	// SilentAt names the step at which the server goes silent for good:
+	// "TLS" (it never answers the TLS handshake), "GREETING" (TLS done, it
+	// never greets), or a command verb (EHLO, AUTH, MAIL, RCPT, DATA, RSET,
+	// QUIT) it reads and never answers.
+	SilentAt string
 }
 
 // SMTPMessage is one message a ScriptedSMTP received in full.
@@ -213,6 +218,17 @@ func (s *ScriptedSMTP) serve(c net.Conn) {
 		}
 		return w.Flush()
 	}
+	switch s.current().SilentAt {
+	case "TLS":
+		<-s.done
+		return
+	case "GREETING":
+		if tc, ok := c.(*tls.Conn); ok && tc.Handshake() != nil {
+			return
+		}
+		<-s.done
+		return
+	}
 	if reply("220 scripted.localhost ESMTP ready") != nil {
 		return
 	}
@@ -235,6 +251,10 @@ func (s *ScriptedSMTP) serve(c net.Conn) {
 			s.note("AUTH")
 		}
 		sc := s.current()
+		if sc.SilentAt == verb {
+			<-s.done
+			return
+		}
 		switch verb {
 		case "EHLO", "HELO":
 			inTx, from, to = false, "", nil
