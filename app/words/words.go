@@ -171,6 +171,8 @@ func Pairing(err error) string {
 		return s
 	}
 	switch {
+	case errors.Is(err, relay.ErrNotPlatform):
+		return "This address is not your platform's connector address (it answers with a web page): copy the address from the platform's Connector page, then try again."
 	case errors.Is(err, relay.ErrBadCode):
 		return "The platform did not accept this code; codes work once and expire, so get a new one and try again."
 	case errors.As(err, &cv), errors.As(err, &ue):

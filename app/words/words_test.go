@@ -3,6 +3,9 @@ package words
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"syscall"
 	"strings"
 	"testing"
 
@@ -110,6 +113,11 @@ func TestErrorsByType(t *testing.T) {
 		want string
 	}{
 		{relay.ErrBadCode, "did not accept this code"},
+		{relay.ErrNotPlatform, "is not your platform's connector address"},
+		{&relay.TemporaryError{Err: &net.DNSError{Name: "app.exmaple.com", IsNotFound: true}}, "No server named app.exmaple.com exists"},
+		{&relay.TemporaryError{Err: &net.DNSError{Name: "app.example.com", IsTemporary: true}}, "cannot reach the platform"},
+		{&relay.TemporaryError{Err: &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ENETUNREACH)}}, "cannot reach the platform"},
+		{&relay.TemporaryError{Err: &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}, "refused the connection"},
 		{&relay.TemporaryError{Err: errors.New("dial tcp: refused")}, "cannot be reached"},
 		{errors.New("the pairing code is wrong"), "Pairing failed"},
 	}

@@ -37,6 +37,11 @@ var ErrUnauthorized = errors.New("the platform no longer accepts this device: pa
 // ErrBadCode means the pairing code is wrong, expired or already used.
 var ErrBadCode = errors.New("the pairing code is wrong or was already used: get a new code from the platform and try again")
 
+// ErrNotPlatform means the address answered the pairing request with a web
+// page (HTML), not as the relay API does: the platform address is wrong (a
+// site's home page, a path without /connector), whatever the code.
+var ErrNotPlatform = errors.New("this address answers with a web page, not as the platform's connector: check the platform address")
+
 // RejectedError means the platform will never accept this request (400,
 // 413, 415, 422): record it and move on.
 type RejectedError struct {
@@ -258,7 +263,12 @@ func (c *Client) Pair(ctx context.Context, code string, d Device) (deviceID, tok
 		return "", "", fmt.Errorf("pair: %w", err)
 	}
 	defer resp.Body.Close()
+	// A web page is no platform's answer (it speaks JSON): a 404 from the
+	// wrong address is not the code's fault.
+	html := strings.HasPrefix(strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Type"))), "text/html")
 	switch {
+	case html && !isRedirect(resp.StatusCode):
+		return "", "", ErrNotPlatform
 	case resp.StatusCode == http.StatusCreated:
 		var out struct {
 			DeviceID string `json:"device_id"`
