@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"syscall"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/inboxrelay/inboxrelay/sync/connector"
