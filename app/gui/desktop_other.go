@@ -45,8 +45,7 @@ func panelDark() bool {
 	}
 	switch runtime.GOOS {
 	case "windows":
-		out, err := exec.Command("reg", "query", `HKCU\Software\Microsoft\Windows\CurrentVersion\Themes\Personalize`, "/v", "SystemUsesLightTheme").Output()
-		return err != nil || !strings.Contains(string(out), "0x1")
+		return !systemUsesLightTheme()
 	case "darwin":
 		out, err := exec.Command("defaults", "read", "-g", "AppleInterfaceStyle").Output()
 		return err == nil && strings.Contains(string(out), "Dark")
