@@ -45,6 +45,8 @@ type fakeBackend struct {
 	unpaired  int
 	platform  connector.PairOptions
 	onSub     func() // called by Subscribe, after registering the channel
+	gate      chan struct{} // when set, Status waits until it is closed
+	waiting   chan struct{} // when set with gate, Status says it waits
 }
 
 func newFake(st Status) *fakeBackend {
@@ -61,7 +63,21 @@ func (f *fakeBackend) set(st Status) {
 	}
 }
 
-func (f *fakeBackend) Status() Status { f.mu.Lock(); defer f.mu.Unlock(); f.reads++; return f.st }
+func (f *fakeBackend) Status() Status {
+	f.mu.Lock()
+	gate, waiting := f.gate, f.waiting
+	f.mu.Unlock()
+	if gate != nil {
+		if waiting != nil {
+			waiting <- struct{}{}
+		}
+		<-gate
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	return f.st
+}
 
 func (f *fakeBackend) Subscribe() (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)

@@ -226,9 +226,10 @@ func (u *UI) listen(ctx context.Context, box *backendBox, changes <-chan struct{
 			}
 		}
 		readAt = time.Now()
-		st := box.Status()
+		read := box // this read's backend: box itself moves on at SetBackend
+		st := read.Status()
 		u.do(func() {
-			if u.backend.Load() == box {
+			if u.backend.Load() == read {
 				u.apply(st)
 			}
 		})

@@ -798,3 +798,30 @@ func TestDemoOffersLeaveDemo(t *testing.T) {
 		t.Fatalf("LeaveDemo called %d times", left)
 	}
 }
+
+// TestNoStaleReadAfterSwitchingBackends: a status read from the old
+// backend while the app switched to another (the demo) is dropped, even
+// when the fyne goroutine runs it after the reader moved on to the new
+// backend: the window and the tray stay on the new one.
+func TestNoStaleReadAfterSwitchingBackends(t *testing.T) {
+	user := newFake(Status{DeviceName: "alice-laptop"})
+	demo := newFake(running(engine.UpToDate))
+	queue := make(chan func(), 16)
+	tray := &fakeTray{}
+	u, _ := newUI(t, user, tray, func(o *Options) { o.Do = func(f func()) { queue <- f } })
+	run := func() { f := <-queue; serial(f) }
+
+	gate, waiting := make(chan struct{}), make(chan struct{}, 1)
+	user.with(func() { user.gate, user.waiting = gate, waiting })
+	u.Refresh()
+	<-waiting // the reader now waits in the user's Status
+	serial(func() { u.SetBackend(demo, true) })
+	close(gate) // the old read ends: queued; the reader moves on to the demo
+	run()       // the old backend's status
+	run()       // the demo's
+	serial(func() {
+		if u.mode != "status" || tray.labels()[0] != "All mail relayed" {
+			t.Fatalf("after switching: mode %q, tray %q", u.mode, tray.labels())
+		}
+	})
+}
