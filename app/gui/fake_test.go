@@ -44,7 +44,7 @@ type fakeBackend struct {
 	removed   []string
 	unpaired  int
 	platform  connector.PairOptions
-	onSub     func() // called by Subscribe, after registering the channel
+	onSub     func()        // called by Subscribe, after registering the channel
 	gate      chan struct{} // when set, Status waits until it is closed
 	waiting   chan struct{} // when set with gate, Status says it waits
 }
