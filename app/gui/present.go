@@ -143,10 +143,12 @@ const (
 // and, per account, when it last made progress. Not safe for concurrent
 // use: the UI calls it from the fyne goroutine.
 type presenter struct {
-	shownGood map[string]bool      // accounts last shown up to date
-	busySince map[string]time.Time // accounts busy since, while held back
-	count     int                  // the relaying count last shown
-	progress  map[string]progressMark
+	shownGood     map[string]bool      // accounts last shown up to date
+	busySince     map[string]time.Time // accounts busy or offline since, while held back
+	platGood      bool                 // the platform was last shown answering
+	platDownSince time.Time            // the platform unreachable since, while held back
+	count         int                  // the relaying count last shown
+	progress      map[string]progressMark
 }
 
 type progressMark struct {
@@ -175,9 +177,30 @@ func (p *presenter) present(st Status, now time.Time) model {
 	platRefuses := st.Engine.Platform.State == engine.PlatformNeedsPairing
 	platDown := st.Engine.Platform.State == engine.PlatformUnreachable
 	stopped := stoppedNow(st)
-
-	// Each account, its state held back while it settles.
 	var recheck []time.Time
+
+	// A platform that was answering and stops is shown unreachable only
+	// once that lasts: one failed request, retried at once, is no news.
+	if platDown && p.platGood {
+		if p.platDownSince.IsZero() {
+			p.platDownSince = now
+		}
+		if now.Sub(p.platDownSince) < settleBusy {
+			platDown = false
+			recheck = append(recheck, p.platDownSince.Add(settleBusy))
+		} else {
+			p.platGood = false
+		}
+	} else {
+		p.platDownSince = time.Time{}
+		p.platGood = st.Engine.Platform.State == engine.PlatformOK
+	}
+
+	// Each account, its state held back while it settles: an account shown
+	// up to date that starts relaying or loses its connection stays so for
+	// settleBusy, so that a message every few seconds, a reconnection or a
+	// resume does not flip the tray; a problem for the person shows at
+	// once.
 	var lastRelayed time.Time
 	backlog := 0
 	seen := map[string]bool{}
@@ -186,7 +209,7 @@ func (p *presenter) present(st Status, now time.Time) model {
 		seen[key] = true
 		shown := a.State
 		switch {
-		case busy(a.State) && p.shownGood[key] && !stopped:
+		case (busy(a.State) || a.State == engine.Offline) && p.shownGood[key] && !stopped:
 			since, ok := p.busySince[key]
 			if !ok {
 				since = now
@@ -198,6 +221,9 @@ func (p *presenter) present(st Status, now time.Time) model {
 			} else {
 				p.shownGood[key] = false
 			}
+		case a.State == engine.Paused:
+			// What it was before the pause still holds on resuming.
+			delete(p.busySince, key)
 		default:
 			delete(p.busySince, key)
 			p.shownGood[key] = a.State == engine.UpToDate

@@ -198,6 +198,38 @@ func TestNoFlapping(t *testing.T) {
 		t.Fatalf("after the hold: %q", m.Headline)
 	}
 
+	// A dropped connection, reconnected at once, is no news; one that
+	// stays down is shown once the hold ends.
+	p = newPresenter()
+	t0 := clock
+	good := running(engine.UpToDate)
+	p.present(good, t0)
+	if m := p.present(running(engine.Offline), t0.Add(time.Second)); m.Headline != "All mail relayed" {
+		t.Fatalf("a blip of the mail server: %q", m.Headline)
+	}
+	p.present(good, t0.Add(2*time.Second))
+	p.present(running(engine.Offline), t0.Add(3*time.Second))
+	if m := p.present(running(engine.Offline), t0.Add(3*time.Second+settleBusy)); m.Headline != "Mail server unreachable — will retry" {
+		t.Fatalf("a server down for the hold: %q", m.Headline)
+	}
+	// The same for the platform.
+	p = newPresenter()
+	down := with(good, func(s *Status) { s.Engine.Platform.State = engine.PlatformUnreachable })
+	p.present(good, t0)
+	if m := p.present(down, t0.Add(time.Second)); m.Headline != "All mail relayed" || !m.Recheck.Equal(t0.Add(time.Second+settleBusy)) {
+		t.Fatalf("a blip of the platform: %q, recheck %v", m.Headline, m.Recheck)
+	}
+	if m := p.present(down, t0.Add(time.Second+settleBusy)); m.Headline != "Platform unreachable — will retry" {
+		t.Fatalf("a platform down for the hold: %q", m.Headline)
+	}
+	// Resuming: the connections opened again are no "Connecting…".
+	p = newPresenter()
+	p.present(good, t0)
+	p.present(with(running(engine.Paused), func(s *Status) { s.Paused = engine.PausedByUser }), t0.Add(time.Minute))
+	if m := p.present(running(engine.Starting), t0.Add(2*time.Minute)); m.Headline != "All mail relayed" {
+		t.Fatalf("on resuming: %q", m.Headline)
+	}
+
 	// A first sync (nothing shown up to date yet) is shown at once.
 	if m := newPresenter().present(busy, clock); m.Headline != "Relaying about 40 messages…" {
 		t.Fatalf("first sync: %q", m.Headline)
