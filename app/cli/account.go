@@ -57,19 +57,6 @@ func (e *env) account(args []string) error {
 	return usagef("unknown account command %q: use add, list, remove or password", args[0])
 }
 
-// defaultPort is the well-known port for a protocol and its security.
-func defaultPort(smtp bool, sec config.Security) int {
-	switch {
-	case smtp && sec == config.SecurityStartTLS:
-		return 587
-	case smtp:
-		return 465
-	case sec == config.SecurityStartTLS:
-		return 143
-	}
-	return 993
-}
-
 // serverFlags are the flags that describe an account's servers, shared by
 // `account add` and `diagnose`.
 type serverFlags struct {
@@ -104,10 +91,10 @@ func (f *serverFlags) account() (config.Account, error) {
 	if err != nil {
 		return acct, usagef("--smtp-security: %v", err)
 	}
-	if acct.IMAP, err = config.ParseServer(*f.imap, isec, defaultPort(false, isec)); err != nil {
+	if acct.IMAP, err = config.ParseServer(*f.imap, isec, config.DefaultPort(false, isec)); err != nil {
 		return acct, usagef("--imap: %v", err)
 	}
-	if acct.SMTP, err = config.ParseServer(*f.smtp, ssec, defaultPort(true, ssec)); err != nil {
+	if acct.SMTP, err = config.ParseServer(*f.smtp, ssec, config.DefaultPort(true, ssec)); err != nil {
 		return acct, usagef("--smtp: %v", err)
 	}
 	if _, err := f.settings(); err != nil {

@@ -52,6 +52,21 @@ type Server struct {
 // Addr returns host:port, with IPv6 hosts bracketed.
 func (s Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
 
+// DefaultPort is the well-known port of IMAP (smtp false) or submission
+// (smtp true) with security sec: 993 and 465 for implicit TLS, 143 and
+// 587 for STARTTLS.
+func DefaultPort(smtp bool, sec Security) int {
+	switch {
+	case smtp && sec == SecurityStartTLS:
+		return 587
+	case smtp:
+		return 465
+	case sec == SecurityStartTLS:
+		return 143
+	}
+	return 993
+}
+
 // ParseServer parses "host:port" (or "host" with defaultPort).
 func ParseServer(hostport string, sec Security, defaultPort int) (Server, error) {
 	host, port, err := net.SplitHostPort(hostport)

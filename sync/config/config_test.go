@@ -189,3 +189,15 @@ func TestLoadMigratesFingerprintsToPins(t *testing.T) {
 		t.Error("AddPin added a pin the account has")
 	}
 }
+
+func TestDefaultPort(t *testing.T) {
+	for _, c := range []struct {
+		smtp bool
+		sec  Security
+		want int
+	}{{false, SecurityTLS, 993}, {false, SecurityStartTLS, 143}, {true, SecurityTLS, 465}, {true, SecurityStartTLS, 587}} {
+		if got := DefaultPort(c.smtp, c.sec); got != c.want {
+			t.Errorf("DefaultPort(smtp %v, %s) = %d, want %d", c.smtp, c.sec, got, c.want)
+		}
+	}
+}

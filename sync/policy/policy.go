@@ -534,10 +534,10 @@ func (t accountTable) account(login string) (config.Account, *fieldError) {
 		ssec = config.SecurityTLS
 	}
 	var err error
-	if a.IMAP, err = config.ParseServer(expand(t.IMAP), isec, defaultPort(false, isec)); err != nil {
+	if a.IMAP, err = config.ParseServer(expand(t.IMAP), isec, config.DefaultPort(false, isec)); err != nil {
 		return a, &fieldError{"imap", "imap: " + err.Error()}
 	}
-	if a.SMTP, err = config.ParseServer(expand(t.SMTP), ssec, defaultPort(true, ssec)); err != nil {
+	if a.SMTP, err = config.ParseServer(expand(t.SMTP), ssec, config.DefaultPort(true, ssec)); err != nil {
 		return a, &fieldError{"smtp", "smtp: " + err.Error()}
 	}
 	for _, pv := range t.TrustFingerprints {
@@ -553,19 +553,6 @@ func (t accountTable) account(login string) (config.Account, *fieldError) {
 		}
 	}
 	return a, nil
-}
-
-// defaultPort is the well-known port of a protocol with its security.
-func defaultPort(smtp bool, sec config.Security) int {
-	switch {
-	case smtp && sec == config.SecurityStartTLS:
-		return 587
-	case smtp:
-		return 465
-	case sec == config.SecurityStartTLS:
-		return 143
-	}
-	return 993
 }
 
 // Locks reports whether the policy locks name: LockPlatform, LockAccount,
