@@ -44,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -313,7 +314,7 @@ func (s *settingsTable) UnmarshalTOML(data any) error {
 	if !ok {
 		return errors.New("[settings] must be a table")
 	}
-	for _, k := range slices.Sorted(mapKeys(m)) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		raw := m[k]
 		if k == "locked" {
 			list, ok := raw.([]any)
@@ -344,16 +345,6 @@ func (s *settingsTable) UnmarshalTOML(data any) error {
 	return nil
 }
 
-func mapKeys(m map[string]any) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 // settingText turns a TOML value into the text settings.Values.Set parses.
 func settingText(k settings.Key, raw any) (string, error) {
 	switch v := raw.(type) {
@@ -378,7 +369,7 @@ func settingText(k settings.Key, raw any) (string, error) {
 			return "", fmt.Errorf("%s cannot be a table", k)
 		}
 		var entries []string
-		for _, acct := range slices.Sorted(mapKeys(v)) {
+		for _, acct := range slices.Sorted(maps.Keys(v)) {
 			list, ok := v[acct].([]any)
 			if !ok {
 				return "", fmt.Errorf("%s: %s must be a list of addresses", k, acct)
