@@ -78,7 +78,7 @@ type Values struct {
 // Default is the built-in layer, under every other: it sets every key.
 func Default() Values {
 	return Values{
-		BackfillDays:   ptr(30),
+		BackfillDays:   ptr(DefaultBackfillDays),
 		RelayDomains:   ptr([]string{}),
 		SendAs:         ptr(map[string][]string{}),
 		LogLevel:       ptr("info"),
