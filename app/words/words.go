@@ -235,15 +235,3 @@ func Setting(err error) string {
 	}
 	return "The setting could not be saved; show the details to IT."
 }
-
-// Source says who sets a setting the user cannot change; "" when the
-// user's choice applies.
-func Source(eff settings.Effective, k settings.Key) string {
-	switch eff.Source(k) {
-	case settings.SourcePolicyLocked:
-		return "Set by your IT department."
-	case settings.SourcePlatform:
-		return "Set by your platform."
-	}
-	return ""
-}
