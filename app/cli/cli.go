@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/engine"
+	"github.com/inboxrelay/inboxrelay/sync/netdial"
 	"github.com/inboxrelay/inboxrelay/sync/policy"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 	"github.com/inboxrelay/inboxrelay/sync/version"
@@ -165,6 +167,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // engine's errors say what is wrong, never which command fixes it.
 func hint(err error) string {
 	var ue *trust.UntrustedError
+	var pe *netdial.ProxyError
+	var se *connector.SpentCodeError
 	switch {
 	case errors.Is(err, connector.ErrNotPaired):
 		return ": run `inboxrelay pair --platform URL --code CODE`"
@@ -184,6 +188,10 @@ func hint(err error) string {
 		return fmt.Sprintf(" (--trust-fingerprint %s=%s)", ue.Server, ue.Fingerprint)
 	case errors.Is(err, engine.ErrNoPassword):
 		return ": remove the account with `inboxrelay account remove` and add it again with `inboxrelay account add`"
+	case errors.As(err, &pe) && pe.Status == http.StatusProxyAuthRequired:
+		return " (`inboxrelay proxy login --username U --password-stdin`)"
+	case errors.As(err, &se):
+		return " (`inboxrelay pair --platform URL --code CODE`)"
 	}
 	return ""
 }
@@ -232,7 +240,7 @@ func (e *env) pair(args []string) error {
 		}
 		*caFile = abs
 	}
-	o := connector.PairOptions{URL: *platform, Code: *code, CAFile: *caFile, Proxy: *proxy}
+	o := connector.PairOptions{URL: *platform, Code: *code, CAFile: *caFile, Proxy: *proxy, ProxySource: "the --proxy option"}
 	if err := connector.CheckPair(e.it, o); err != nil {
 		return err
 	}

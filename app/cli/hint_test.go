@@ -9,6 +9,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/engine"
+	"github.com/inboxrelay/inboxrelay/sync/netdial"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
 
@@ -29,6 +30,8 @@ func TestHintsByType(t *testing.T) {
 		{trust.ErrUseImplicitTLS, "--imap-security tls"},
 		{trust.ErrTLSTooOld, "--min-tls"},
 		{&trust.UntrustedError{Server: "mail.acme.com:993", Fingerprint: "ab12", Reason: errors.New("unknown authority")}, "--trust-fingerprint mail.acme.com:993=ab12"},
+		{&netdial.ProxyError{Proxy: "http://proxy.corp:3128", Target: "mail.acme.com:993", Status: 407}, "inboxrelay proxy login"},
+		{&connector.SpentCodeError{Path: "/etc/inboxrelay/policy.toml", Refused: true}, "inboxrelay pair --platform URL --code CODE"},
 	} {
 		err := fmt.Errorf("outer: %w", fmt.Errorf("inner: %w", c.err))
 		if strings.Contains(c.err.Error(), "--") || strings.Contains(c.err.Error(), "inboxrelay ") {

@@ -56,7 +56,8 @@ type PairOptions struct {
 	// the rest to config.json.
 	Proxy string
 	// ProxySource names where Proxy comes from, for errors ("the --proxy
-	// option" when empty).
+	// option", "the proxy field"); "the proxy given for pairing" when
+	// empty.
 	ProxySource string
 }
 
@@ -78,7 +79,7 @@ func Pair(ctx context.Context, home config.Home, o PairOptions) (string, error) 
 	stored, login := splitProxyLogin(o.Proxy)
 	src := o.ProxySource
 	if src == "" {
-		src = "the --proxy option"
+		src = "the proxy given for pairing"
 	}
 	choice, err := platformChoice(ctx, kc, netdial.Setting{Value: o.Proxy, Source: src}, o.URL)
 	if err != nil {

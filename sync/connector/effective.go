@@ -210,7 +210,7 @@ func pairing(home config.Home, cfg *config.Config, it *policy.Policy) Entry {
 			}
 		}
 	default:
-		e.Value, e.Source = "not paired: run `inboxrelay pair`", SourceUnset
+		e.Value, e.Source = "not paired: pair this computer with a code from the platform", SourceUnset
 	}
 	return e
 }

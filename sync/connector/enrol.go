@@ -75,20 +75,22 @@ func codeHash(url, code string) string {
 }
 
 // SpentCodeError means the policy's pairing code was used already (or
-// refused) and this home is not paired: only a new code helps. Enrol
-// never sends a spent code again.
+// refused) and this home is not paired: only a new code helps, in the
+// policy or given by hand. Enrol never sends a spent code again. Its
+// message names no command: a front end adds its own way to pair.
 type SpentCodeError struct {
 	Path    string // the policy file
 	Used    UsedCode
 	Refused bool // the platform refused it (else: it paired this home before)
 }
 
+// Error says when the code was used or refused, and what to do.
 func (e *SpentCodeError) Error() string {
 	if e.Refused {
-		return fmt.Sprintf("the platform refused the pairing code of the policy %s on %s (wrong, expired or already used): ask IT for a new code in the policy file, or pair with `inboxrelay pair`",
+		return fmt.Sprintf("the platform refused the pairing code of the policy %s on %s (wrong, expired or already used): ask IT for a new code in the policy file, or pair this computer with a code from the platform",
 			e.Path, e.Used.At.Local().Format("2006-01-02 15:04"))
 	}
-	return fmt.Sprintf("the pairing code of the policy %s was used on %s and this computer is no longer paired: ask IT for a new code in the policy file, or pair with `inboxrelay pair`",
+	return fmt.Sprintf("the pairing code of the policy %s was used on %s and this computer is no longer paired: ask IT for a new code in the policy file, or pair this computer with a code from the platform",
 		e.Path, e.Used.At.Local().Format("2006-01-02 15:04"))
 }
 

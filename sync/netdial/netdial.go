@@ -240,8 +240,9 @@ func RouteFrom(ctx context.Context) Route {
 }
 
 // ProxyError is a failure of the proxy itself: it cannot be reached, it
-// refused the tunnel, it wants a login, or it answered nonsense. Its
-// message names the proxy (without password) and says what to do.
+// refused the tunnel, it wants a login (Status 407), or it answered
+// nonsense. Its message names the proxy (without password) and says what
+// to do, naming no command: a front end adds how to store a login.
 type ProxyError struct {
 	Proxy  string // the proxy, redacted, with its source
 	Target string // host:port the tunnel was for
@@ -251,12 +252,13 @@ type ProxyError struct {
 	Err         error // the underlying failure, if any
 }
 
+// Error says what the proxy did, for which target, and what to do.
 func (e *ProxyError) Error() string {
 	switch {
 	case e.Unreachable:
 		return fmt.Sprintf("cannot reach the proxy %s (for %s): %v", e.Proxy, e.Target, e.Err)
 	case e.Status == http.StatusProxyAuthRequired:
-		return fmt.Sprintf("the proxy %s asks for a login to reach %s (HTTP 407): store the proxy's user name and password with `inboxrelay proxy login`, or ask IT", e.Proxy, e.Target)
+		return fmt.Sprintf("the proxy %s asks for a login to reach %s (HTTP 407): give Inbox Relay the proxy's user name and password, or ask IT which login it expects", e.Proxy, e.Target)
 	case e.Status != 0:
 		return fmt.Sprintf("the proxy %s refused the connection to %s (HTTP %d %s): ask IT to allow it", e.Proxy, e.Target, e.Status, http.StatusText(e.Status))
 	}

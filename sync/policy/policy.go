@@ -246,7 +246,7 @@ func (v *proxyValue) UnmarshalText(b []byte) error {
 	}
 	if u, err := netdial.ParseProxy(string(b)); err == nil && u.User != nil {
 		if _, has := u.User.Password(); has {
-			return errors.New("the proxy URL holds a password, and a policy file is readable by every user of the machine: remove it; each user stores the proxy's login with `inboxrelay proxy login`")
+			return errors.New("the proxy URL holds a password, and a policy file is readable by every user of the machine: remove it; each user gives Inbox Relay the proxy's login, which it keeps in the keychain")
 		}
 	}
 	*v = proxyValue(strings.TrimSpace(string(b)))
