@@ -35,6 +35,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/config"
 	"github.com/inboxrelay/inboxrelay/sync/connector"
 	"github.com/inboxrelay/inboxrelay/sync/doctor"
+	"github.com/inboxrelay/inboxrelay/sync/netdial"
 	"github.com/inboxrelay/inboxrelay/sync/policy"
 	"github.com/inboxrelay/inboxrelay/sync/settings"
 	"github.com/inboxrelay/inboxrelay/sync/version"
@@ -98,8 +99,21 @@ func Write(ctx context.Context, w io.Writer, o Options) error {
 	if err != nil {
 		return err
 	}
-	secrets := collectSecrets(kc, cfg, o.IT)
-	b := &bundle{secrets: secrets}
+	// The proxies in use, with the logins the keychain holds for them:
+	// the doctor goes through them, and their passwords are secrets.
+	var platformProxy *netdial.Choice
+	if cfg.Platform.URL != "" {
+		if c, err := connector.PlatformProxy(ctx, o.Home, cfg, o.IT); err == nil {
+			platformProxy = &c
+		}
+	}
+	route, routeErr := connector.MailRoute(o.Home, o.IT)
+	var inUse []*netdial.Proxy
+	if platformProxy != nil {
+		inUse = append(inUse, platformProxy.Proxy)
+	}
+	inUse = append(inUse, route.Proxy)
+	b := &bundle{secrets: collectSecrets(kc, cfg, o.IT, inUse)}
 
 	b.add("about.txt", []byte(fmt.Sprintf("Inbox Relay %s\nOS: %s/%s\nhome: %s\npolicy: %s\nmade: %s\n",
 		version.Version, runtime.GOOS, runtime.GOARCH, o.Home.Dir, policyPath(o.IT), now().UTC().Format(time.RFC3339))))
@@ -130,16 +144,15 @@ func Write(ctx context.Context, w io.Writer, o Options) error {
 	// A fresh connection check of every account, as `diagnose --json`.
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if dctx, err = connector.WithMailRoute(dctx, o.Home, o.IT); err != nil {
-		b.add("diagnose-error.txt", []byte(err.Error()+"\n"))
+	if routeErr != nil {
+		b.add("diagnose-error.txt", []byte(routeErr.Error()+"\n"))
+	} else {
+		dctx = netdial.WithRoute(dctx, route)
 	}
 	var platform *doctor.PlatformCheck
 	if cfg.Platform.URL != "" {
-		platform = &doctor.PlatformCheck{Platform: cfg.Platform}
+		platform = &doctor.PlatformCheck{Platform: cfg.Platform, Proxy: platformProxy}
 		platform.Token, _ = kc.Get(keychain.DeviceTokenKey)
-		if c, err := connector.PlatformProxy(dctx, o.Home, cfg, o.IT); err == nil {
-			platform.Proxy = &c
-		}
 	}
 	for i, a := range cfg.Accounts {
 		pw, _ := kc.Get(keychain.AccountKey(a.Email))
@@ -165,10 +178,11 @@ func policyPath(it *policy.Policy) string {
 }
 
 // collectSecrets returns every secret the bundle must not hold: the
-// passwords of the accounts and the proxies, the device token, the pairing
-// code. Only secrets of 4 bytes or more are looked for (shorter ones would
-// erase ordinary text).
-func collectSecrets(kc *keychain.Store, cfg *config.Config, it *policy.Policy) []string {
+// passwords of the accounts and of the proxies (those the settings name,
+// and inUse, the proxies chosen now with their logins), the device token,
+// the pairing code. Only secrets of 4 bytes or more are looked for
+// (shorter ones would erase ordinary text).
+func collectSecrets(kc *keychain.Store, cfg *config.Config, it *policy.Policy, inUse []*netdial.Proxy) []string {
 	var s []string
 	add := func(v string) {
 		if len(v) >= 4 {
@@ -192,6 +206,12 @@ func collectSecrets(kc *keychain.Store, cfg *config.Config, it *policy.Policy) [
 			add(v)
 		}
 	}
+	for _, p := range inUse {
+		if p != nil && p.URL.User != nil {
+			pw, _ := p.URL.User.Password()
+			add(pw)
+		}
+	}
 	if it != nil {
 		add(it.Platform.PairingCode)
 	}
@@ -201,12 +221,18 @@ func collectSecrets(kc *keychain.Store, cfg *config.Config, it *policy.Policy) [
 	return s
 }
 
-// proxyHosts are the host:port of every proxy the settings name.
+// proxyHosts are the host:port of every proxy the settings name, the
+// default port of its scheme filled in, as connector.ProxyLoginKey keys
+// their logins.
 func proxyHosts(cfg *config.Config, it *policy.Policy) []string {
 	var out []string
 	for _, raw := range []string{cfg.Platform.Proxy, policyProxy(it, false), policyProxy(it, true)} {
-		if m := hostPortRE.FindStringSubmatch(raw); m != nil {
-			out = append(out, strings.ToLower(m[1]))
+		switch strings.ToLower(strings.TrimSpace(raw)) {
+		case "", netdial.SettingDirect, netdial.SettingSystem, "none":
+			continue
+		}
+		if u, err := netdial.ParseProxy(raw); err == nil {
+			out = append(out, (&netdial.Proxy{URL: u}).Addr())
 		}
 	}
 	return out
@@ -223,7 +249,6 @@ func policyProxy(it *policy.Policy, mail bool) string {
 }
 
 var (
-	hostPortRE = regexp.MustCompile(`^[a-z0-9]+://(?:[^@/]*@)?([^/]+)`)
 	// userinfo with a password in a URL: scheme://user:password@
 	urlPasswordRE = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s"']*):[^@/\s"']*@`)
 	pairingCodeRE = regexp.MustCompile(`(?m)^(\s*pairing_code\s*=\s*).*$`)
