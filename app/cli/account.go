@@ -315,8 +315,15 @@ func (e *env) accountList(args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	days, _ := settings.Resolve(settings.Layers{User: cfg.Settings}).Values().Text(settings.BackfillDays)
-	fmt.Fprintf(e.stdout, "backfill window: %s for every account (the platform's setting wins when it sends one)\n", daysWords(days))
+	// The platform's layer is in the state database, which a running
+	// engine holds: said in words rather than read.
+	eff := settings.Resolve(e.it.Settings().Layers(cfg.Settings, settings.Values{}))
+	days, _ := eff.Values().Text(settings.BackfillDays)
+	who := "the platform's setting wins when it sends one"
+	if eff.Locked(settings.BackfillDays) {
+		who = "set by IT's policy " + e.it.Path
+	}
+	fmt.Fprintf(e.stdout, "backfill window: %s for every account (%s)\n", daysWords(days), who)
 	return nil
 }
 

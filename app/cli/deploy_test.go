@@ -348,6 +348,10 @@ func TestLockedSettingsAreRefused(t *testing.T) {
 	if r := c.mustRun("", "account", "list", "--json"); !strings.Contains(r.stdout, c.email) {
 		t.Errorf("the policy's account is not listed: %s", r.stdout)
 	}
+	// The window the policy locks is the one listed, not the default.
+	if r := c.mustRun("", "account", "list"); !strings.Contains(r.stdout, "backfill window: the last 3650 days for every account (set by IT's policy "+c.policyPath+")") {
+		t.Errorf("account list does not give the policy's locked backfill window: %s", r.stdout)
+	}
 	if len(c.platform.Devices()) != 0 {
 		t.Error("a refused pair paired")
 	}
