@@ -185,6 +185,15 @@ func (e *env) accountAdd(args []string) error {
 	if *sf.email == "" || (*sf.imap == "") != (*sf.smtp == "") || !*sf.passwordStdin {
 		return usagef("account add needs --email, --password-stdin (the password on standard input), and --imap and --smtp unless they can be found")
 	}
+	// What IT's policy locks is refused before anything is looked up.
+	if err := e.it.Refuse(policy.LockAccount); err != nil {
+		return err
+	}
+	if change, _ := sf.settings(); !change.Empty() {
+		if err := e.refuseLocked(change); err != nil {
+			return err
+		}
+	}
 	if *sf.imap == "" {
 		if err := e.findServers(sf); err != nil {
 			return err
@@ -193,14 +202,6 @@ func (e *env) accountAdd(args []string) error {
 	acct, err := sf.account()
 	if err != nil {
 		return err
-	}
-	if err := e.it.Refuse(policy.LockAccount); err != nil {
-		return err
-	}
-	if change, _ := sf.settings(); !change.Empty() {
-		if err := e.refuseLocked(change); err != nil {
-			return err
-		}
 	}
 	password, err := readPassword(e.stdin)
 	if err != nil {

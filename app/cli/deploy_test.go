@@ -338,6 +338,8 @@ func TestLockedSettingsAreRefused(t *testing.T) {
 	for _, args := range [][]string{
 		{"pair", "--platform", c.platform.URL(), "--code", c.platform.NewPairingCode(), "--ca-file", c.caFile},
 		{"account", "add", "--email", "other@acme.test", "--imap", c.dovecot.IMAPS, "--smtp", c.dovecot.Submission, "--password-stdin"},
+		// Refused before its servers are looked up (the domain has none).
+		{"account", "add", "--email", "other@example.invalid", "--password-stdin"},
 		{"account", "remove", c.email},
 	} {
 		r := c.run("pw\n", args...)
