@@ -102,10 +102,12 @@ func (e *env) proxy(args []string) error {
 		if err != nil {
 			return err
 		}
-		if e.it != nil && e.it.Mail.Proxy != "" && netdial.CheckSetting(e.it.Mail.Proxy) == nil {
-			if _, err := netdial.ParseProxy(e.it.Mail.Proxy); err == nil {
-				*proxyURL = e.it.Mail.Proxy
-			}
+		route, err := connector.MailRoute(e.home, e.it)
+		if err != nil {
+			return err
+		}
+		if route.Proxy != nil {
+			*proxyURL = netdial.Redact(route.Proxy.URL)
 		}
 		if *proxyURL == "" && cfg.Platform.URL != "" {
 			c, err := connector.PlatformProxy(context.Background(), e.home, cfg, e.it)

@@ -527,3 +527,15 @@ func TestPairProxyLoginGoesToTheKeychain(t *testing.T) {
 		return nil
 	})
 }
+
+// `proxy login` without --proxy stores the login of the proxy in use: with
+// the policy's mail connections direct, that is the platform's proxy (not
+// a proxy named "direct").
+func TestProxyLoginWithDirectMail(t *testing.T) {
+	p := proxytest.StartHTTP(t, proxytest.HTTPOptions{})
+	c := newCorp(t, proxytest.FromHTTP, proxytest.FromHTTP, p.URL, "direct", "")
+	r := c.mustRun("Pr0xy-Pa55-direct-mail\n", "proxy", "login", "--username", "jdoe", "--password-stdin")
+	if !strings.Contains(r.stdout, "login of jdoe for the proxy "+p.Addr+" stored") {
+		t.Fatalf("proxy login stored it for another proxy than the platform's %s: %s", p.Addr, r.stdout)
+	}
+}
