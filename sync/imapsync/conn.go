@@ -195,8 +195,9 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *im
 	o.TLSConfig = cfg
 	switch srv.Security {
 	case config.SecurityStartTLS:
-		// Bound the whole greeting + STARTTLS + handshake exchange.
-		raw.SetDeadline(time.Now().Add(60 * time.Second))
+		// raw is the watch, which owns the deadlines (it ignores
+		// SetDeadline): every read of the greeting, the STARTTLS answer and
+		// the handshake must come within the silence.
 		c, err := startTLS(raw, &o, above) // limit.go: go-imap's own would hide the plain text from above
 		if err != nil {
 			raw.Close()
@@ -215,7 +216,6 @@ func connect(ctx context.Context, srv config.Server, pol *trust.Policy, opts *im
 			}
 			return nil, err
 		}
-		raw.SetDeadline(time.Time{})
 		return c, nil
 	default:
 		tc := tls.Client(raw, cfg)
