@@ -20,7 +20,7 @@ func (c *Conn) FindMessageID(folder, messageID string) (uid uint32, found bool, 
 		Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: messageID}},
 	}, nil).Wait()
 	if err != nil {
-		return 0, false, c.wrap("search by Message-ID", err)
+		return 0, false, c.wrap("looking for a message by its Message-ID", err)
 	}
 	for _, u := range d.AllUIDs() {
 		uid = max(uid, uint32(u))
@@ -36,9 +36,13 @@ func (c *Conn) Append(folder string, msg []byte, date time.Time) (uint32, error)
 }
 
 // AppendFrom is Append for a message of size bytes read from r, so that a
-// big message is never whole in memory. r must yield exactly size bytes.
+// big message is never whole in memory. r must yield exactly size bytes:
+// when it fails, or yields fewer or more, the error says the message could
+// not be read (not that the server failed), and the connection is closed,
+// out of step with the server after a literal cut short.
 func (c *Conn) AppendFrom(folder string, r io.Reader, size int64, date time.Time) (uint32, error) {
-	defer c.await(fmt.Sprintf("filing a message in %q", folder))()
+	what := fmt.Sprintf("filing a message in %q", folder)
+	defer c.await(what)()
 	// Courier-IMAP refuses APPEND while a folder is open read-only ("NO
 	// Current box is selected READ-ONLY"), and FindMessageID leaves Sent
 	// open that way. UNSELECT (RFC 3691) where offered, else CLOSE: this
@@ -50,27 +54,55 @@ func (c *Conn) AppendFrom(folder string, r io.Reader, size int64, date time.Time
 			leave = c.c.Unselect
 		}
 		if err := leave().Wait(); err != nil {
-			return 0, c.wrap("leave the open folder before appending", err)
+			return 0, c.wrap("leaving the open folder before filing a message", err)
 		}
 		c.open = false
 	}
 	cmd := c.c.Append(folder, size, &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: date})
-	n, err := io.Copy(cmd, r)
-	if err == nil && n != size {
-		err = fmt.Errorf("the message is %d bytes, not %d", n, size)
+	src := &sourceReader{r: r}
+	n, err := io.Copy(cmd, src)
+	var local error // the message could not be read as announced: no fault of the server
+	switch {
+	case src.err != nil:
+		local = src.err
+	case src.n > size: // go-imap refused to write past the literal
+		local = fmt.Errorf("it holds more than the %d bytes announced", size)
+	case err == nil && n != size:
+		local = fmt.Errorf("it ended before the %d bytes announced", size)
 	}
-	if err != nil {
+	if err != nil || local != nil {
 		// A literal cut short leaves the connection out of step: close it.
 		cmd.Close()
 		c.c.Close()
-		return 0, c.wrap(fmt.Sprintf("append to %q", folder), err)
+		if local != nil {
+			return 0, fmt.Errorf("read the message to file in %q: %w", folder, local)
+		}
+		return 0, c.wrap(what, err)
 	}
 	if err := cmd.Close(); err != nil {
-		return 0, c.wrap(fmt.Sprintf("append to %q", folder), err)
+		return 0, c.wrap(what, err)
 	}
 	d, err := cmd.Wait()
 	if err != nil {
-		return 0, c.wrap(fmt.Sprintf("append to %q", folder), err)
+		return 0, c.wrap(what, err)
 	}
 	return uint32(d.UID), nil
+}
+
+// sourceReader counts the bytes read from the reader it wraps and keeps
+// its error other than io.EOF: a message that cannot be read is told from
+// a connection that broke.
+type sourceReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.n += int64(n)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
 }
