@@ -494,19 +494,23 @@ func (e *Engine) waitPlatform(ctx context.Context) error {
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-woken: // Try now: a `pair` in another process may have stored a new token
-			if tok, err := e.o.Secrets.Get(keychain.DeviceTokenKey); err == nil && tok != e.platform.token() {
-				if err := e.SetToken(tok); err != nil {
-					e.log.Warn("use the new device token", "err", err)
-				}
-			}
+		case <-woken: // SyncNow: look at once
+			e.newTokenFromKeychain()
 		case <-time.After(30 * time.Second):
-			if tok, err := e.o.Secrets.Get(keychain.DeviceTokenKey); err == nil && tok != e.platform.token() {
-				if err := e.SetToken(tok); err != nil {
-					e.log.Warn("use the new device token", "err", err)
-				}
-			}
+			e.newTokenFromKeychain()
 		}
+	}
+}
+
+// newTokenFromKeychain takes up the device token in the keychain when it
+// is not the one in use: a `pair` in another process may have stored it.
+func (e *Engine) newTokenFromKeychain() {
+	tok, err := e.o.Secrets.Get(keychain.DeviceTokenKey)
+	if err != nil || tok == e.platform.token() {
+		return
+	}
+	if err := e.SetToken(tok); err != nil {
+		e.log.Warn("use the new device token", "err", err)
 	}
 }
 
