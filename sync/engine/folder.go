@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -556,10 +555,9 @@ func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.F
 			onDone(m.UID, nil)
 			continue
 		}
-		if budget := f.e.spool.Budget; m.Size > cmp.Or(budget, spool.DefaultBudget) {
+		if tooBig := f.e.spool.TooBig(m.Size); tooBig != nil {
 			// Bigger than the spool will ever hold: not downloaded at all.
-			err := &spool.FullError{Size: m.Size, Budget: cmp.Or(budget, spool.DefaultBudget), Permanent: true}
-			if err := f.setAside(fs, m.UID, err.Error(), 1, t, undeliverable); err != nil {
+			if err := f.setAside(fs, m.UID, tooBig.Error(), 1, t, undeliverable); err != nil {
 				return err
 			}
 			continue

@@ -54,6 +54,17 @@ func size(n int64) string {
 	return strconv.FormatInt(n, 10) + " bytes"
 }
 
+// TooBig returns the *FullError, Permanent, of a body of size bytes that
+// can never be spooled, being larger than the budget; nil when it may fit.
+// A caller that knows a message's size before downloading it (IMAP's
+// RFC822.SIZE) asks first, so as not to download it for nothing.
+func (s *Spool) TooBig(size int64) error {
+	if size <= s.budget() {
+		return nil
+	}
+	return &FullError{Size: size, Budget: s.budget(), Permanent: true}
+}
+
 func (s *Spool) budget() int64 {
 	if s.Budget > 0 {
 		return s.Budget

@@ -92,8 +92,8 @@ func (s *Spool) Read(r io.Reader) (*Body, error) {
 		limit = DefaultThreshold
 	}
 	if sr, ok := r.(interface{ Size() int64 }); ok {
-		if n := sr.Size(); n > s.budget() {
-			return nil, &FullError{Size: n, Budget: s.budget(), Permanent: true}
+		if err := s.TooBig(sr.Size()); err != nil {
+			return nil, err
 		}
 		if n := sr.Size(); n >= 0 && n <= limit {
 			return readKnown(r, n)
