@@ -9,6 +9,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -108,14 +109,19 @@ type Folder struct {
 // Folder returns the folder's state; ok is false when it was never synced.
 func (s *Store) Folder(k FolderKey) (f Folder, ok bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bFolders).Get(k.bytes())
-		if v == nil {
-			return nil
-		}
-		ok = true
-		return json.Unmarshal(v, &f)
+		f, ok, err = folderIn(tx, k)
+		return err
 	})
 	return f, ok, err
+}
+
+// folderIn reads folder k's record in tx; ok is false when there is none.
+func folderIn(tx *bolt.Tx, k FolderKey) (f Folder, ok bool, err error) {
+	v := tx.Bucket(bFolders).Get(k.bytes())
+	if v == nil {
+		return f, false, nil
+	}
+	return f, true, json.Unmarshal(v, &f)
 }
 
 // PutFolder stores f as is, keeping the done set.
@@ -168,12 +174,8 @@ type Rejection struct {
 func (s *Store) MarkDone(k FolderKey, uidvalidity, uid uint32, o Outcome, rej *Rejection) error {
 	now := s.now()
 	return s.batch.do(func(tx *bolt.Tx) error {
-		var f Folder
-		v := tx.Bucket(bFolders).Get(k.bytes())
-		if v == nil {
-			return nil
-		}
-		if err := json.Unmarshal(v, &f); err != nil {
+		f, ok, err := folderIn(tx, k)
+		if err != nil || !ok {
 			return err
 		}
 		if f.UIDValidity != uidvalidity {
@@ -195,7 +197,7 @@ func (s *Store) MarkDone(k FolderKey, uidvalidity, uid uint32, o Outcome, rej *R
 			if !wasUndeliverable {
 				return nil
 			}
-			return s.recordOutcome(tx, k, uidvalidity, uid, o, rej, now)
+			return recordOutcome(tx, k, uidvalidity, uid, o, rej, now)
 		}
 		done, err := tx.Bucket(bDone).CreateBucketIfNotExists(k.bytes())
 		if err != nil {
@@ -208,12 +210,12 @@ func (s *Store) MarkDone(k FolderKey, uidvalidity, uid uint32, o Outcome, rej *R
 		if err := done.Put(key, []byte{byte(o)}); err != nil {
 			return err
 		}
-		return s.recordOutcome(tx, k, uidvalidity, uid, o, rej, now)
+		return recordOutcome(tx, k, uidvalidity, uid, o, rej, now)
 	})
 }
 
 // recordOutcome stores a rejection and counts the outcome, in tx.
-func (s *Store) recordOutcome(tx *bolt.Tx, k FolderKey, uidvalidity, uid uint32, o Outcome, rej *Rejection, now time.Time) error {
+func recordOutcome(tx *bolt.Tx, k FolderKey, uidvalidity, uid uint32, o Outcome, rej *Rejection, now time.Time) error {
 	if o == Rejected && rej != nil {
 		rej.At = now
 		rk := []byte(fmt.Sprintf("%s\x00%s\x00%010d\x00%010d", strings.ToLower(k.Account), k.Role, uidvalidity, uid))
@@ -248,12 +250,8 @@ func (s *Store) Done(k FolderKey) (map[uint32]Outcome, error) {
 // uidvalidity.
 func (s *Store) Advance(k FolderKey, uidvalidity, w uint32, lastSync time.Time, rescanDone bool) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		var f Folder
-		v := tx.Bucket(bFolders).Get(k.bytes())
-		if v == nil {
-			return nil
-		}
-		if err := json.Unmarshal(v, &f); err != nil {
+		f, ok, err := folderIn(tx, k)
+		if err != nil || !ok {
 			return err
 		}
 		if f.UIDValidity != uidvalidity {
@@ -284,12 +282,8 @@ func (s *Store) Advance(k FolderKey, uidvalidity, w uint32, lastSync time.Time, 
 // is still at uidvalidity; the rest of its record is kept.
 func (s *Store) SetPendingSince(k FolderKey, uidvalidity uint32, since time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		var f Folder
-		v := tx.Bucket(bFolders).Get(k.bytes())
-		if v == nil {
-			return nil
-		}
-		if err := json.Unmarshal(v, &f); err != nil {
+		f, ok, err := folderIn(tx, k)
+		if err != nil || !ok {
 			return err
 		}
 		if f.UIDValidity != uidvalidity || f.PendingSince.Equal(since) {
@@ -359,15 +353,9 @@ func (s *Store) Rejections(account string) ([]Rejection, error) {
 	var out []Rejection
 	prefix := []byte(strings.ToLower(account) + "\x00")
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bRejected).Cursor()
-		for k, v := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, v = c.Next() {
-			var r Rejection
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
+		var err error
+		out, err = underPrefix[Rejection](tx.Bucket(bRejected), prefix)
+		return err
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out, err
@@ -377,13 +365,9 @@ func (s *Store) Rejections(account string) ([]Rejection, error) {
 func (s *Store) Forget(account string) error {
 	a := strings.ToLower(account) + "\x00"
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bFolders, bRejected} {
-			b := tx.Bucket(name)
-			c := b.Cursor()
-			for k, _ := c.Seek([]byte(a)); k != nil && strings.HasPrefix(string(k), a); k, _ = c.Seek([]byte(a)) {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
+		for _, name := range [][]byte{bFolders, bRejected, bUndeliverable} {
+			if err := deletePrefix(tx.Bucket(name), []byte(a)); err != nil {
+				return err
 			}
 		}
 		done := tx.Bucket(bDone)
@@ -397,14 +381,6 @@ func (s *Store) Forget(account string) error {
 		for _, k := range subs {
 			if err := done.DeleteBucket(k); err != nil {
 				return err
-			}
-		}
-		if b := tx.Bucket(bUndeliverable); b != nil {
-			c := b.Cursor()
-			for k, _ := c.Seek([]byte(a)); k != nil && strings.HasPrefix(string(k), a); k, _ = c.Seek([]byte(a)) {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
 			}
 		}
 		return tx.Bucket(bCounters).Delete([]byte(strings.ToLower(account)))
@@ -485,6 +461,38 @@ func uidKey(uid uint32) []byte {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], uid)
 	return b[:]
+}
+
+// underPrefix decodes the JSON value of every key of b (nil: none) that
+// starts with prefix, in key order.
+func underPrefix[T any](b *bolt.Bucket, prefix []byte) ([]T, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var out []T
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var x T
+		if err := json.Unmarshal(v, &x); err != nil {
+			return out, err
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// deletePrefix deletes every key of b (nil: none) that starts with prefix.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func putJSON(b *bolt.Bucket, key []byte, v any) error {

@@ -61,19 +61,11 @@ func (s *Store) Undeliverables(k FolderKey, uidvalidity uint32) (map[uint32]Unde
 	out := map[uint32]Undeliverable{}
 	prefix := []byte(fmt.Sprintf("%s\x00%010d\x00", k.bytes(), uidvalidity))
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bUndeliverable)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for key, v := c.Seek(prefix); key != nil && strings.HasPrefix(string(key), string(prefix)); key, v = c.Next() {
-			var u Undeliverable
-			if err := json.Unmarshal(v, &u); err != nil {
-				return err
-			}
+		list, err := underPrefix[Undeliverable](tx.Bucket(bUndeliverable), prefix)
+		for _, u := range list {
 			out[u.UID] = u
 		}
-		return nil
+		return err
 	})
 	return out, err
 }
@@ -84,19 +76,9 @@ func (s *Store) AccountUndeliverables(account string) ([]Undeliverable, error) {
 	var out []Undeliverable
 	prefix := []byte(strings.ToLower(account) + "\x00")
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bUndeliverable)
-		if b == nil {
-			return nil
-		}
-		c := b.Cursor()
-		for key, v := c.Seek(prefix); key != nil && strings.HasPrefix(string(key), string(prefix)); key, v = c.Next() {
-			var u Undeliverable
-			if err := json.Unmarshal(v, &u); err != nil {
-				return err
-			}
-			out = append(out, u)
-		}
-		return nil
+		var err error
+		out, err = underPrefix[Undeliverable](tx.Bucket(bUndeliverable), prefix)
+		return err
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Since.Before(out[j].Since) })
 	return out, err
@@ -104,16 +86,5 @@ func (s *Store) AccountUndeliverables(account string) ([]Undeliverable, error) {
 
 // deleteUndeliverables removes folder k's records (every UIDVALIDITY) in tx.
 func deleteUndeliverables(tx *bolt.Tx, k FolderKey) error {
-	b := tx.Bucket(bUndeliverable)
-	if b == nil {
-		return nil
-	}
-	prefix := append(k.bytes(), 0)
-	c := b.Cursor()
-	for key, _ := c.Seek(prefix); key != nil && strings.HasPrefix(string(key), string(prefix)); key, _ = c.Seek(prefix) {
-		if err := b.Delete(key); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deletePrefix(tx.Bucket(bUndeliverable), append(k.bytes(), 0))
 }
