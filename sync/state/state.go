@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -414,16 +415,10 @@ func (s Settings) Equal(o Settings) bool {
 	if (s.BackfillDays == nil) != (o.BackfillDays == nil) ||
 		(s.BackfillDays != nil && *s.BackfillDays != *o.BackfillDays) ||
 		s.DomainsGiven != o.DomainsGiven || !slices.Equal(s.RelayDomains, o.RelayDomains) ||
-		s.Platform != o.Platform || len(s.SendAs) != len(o.SendAs) || (s.SendAs == nil) != (o.SendAs == nil) {
+		s.Platform != o.Platform || (s.SendAs == nil) != (o.SendAs == nil) { // nil: not sent, so the local value applies
 		return false
 	}
-	for k, v := range s.SendAs {
-		w, ok := o.SendAs[k]
-		if !ok || !slices.Equal(v, w) {
-			return false
-		}
-	}
-	return true
+	return maps.EqualFunc(s.SendAs, o.SendAs, slices.Equal)
 }
 
 // Layer returns the platform's settings as their layer of sync/settings,
