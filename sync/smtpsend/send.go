@@ -193,6 +193,9 @@ type CRLFWriter struct {
 	out []byte
 }
 
+// Write writes p with its line ends made CRLF; a CR at its end is held
+// back until the next Write or Close tells whether an LF follows. It
+// returns len(p) unless W fails. Not safe for concurrent use.
 func (w *CRLFWriter) Write(p []byte) (int, error) {
 	const piece = 32 << 10
 	for done := 0; done < len(p); {
