@@ -724,9 +724,9 @@ func TestRedrawsOnChangeSignals(t *testing.T) {
 	demo := newFake(running(engine.UpToDate))
 	serial(func() { u.SetBackend(demo, true) })
 	waitFor(t, "the new backend", func() bool { return tray.labels()[0] == "All mail relayed" })
-	demo.set(with(running(engine.Offline), func(s *Status) { s.Engine.Platform.State = engine.PlatformUnreachable }))
-	waitFor(t, "the new backend's signal", func() bool { return tray.labels()[0] == "Offline — will retry" })
-	if !hasText(w, "Offline — will retry") {
+	demo.set(running(engine.NeedsTrust))
+	waitFor(t, "the new backend's signal", func() bool { return tray.labels()[0] == "Action needed: check the certificate of alice@acme.com's server" })
+	if !hasText(w, "Action needed: check the certificate") {
 		t.Fatal("the window disagrees with the tray")
 	}
 }
