@@ -188,6 +188,7 @@ func (p *presenter) present(st Status, now time.Time) model {
 		if now.Sub(p.platDownSince) < settleBusy {
 			platDown = false
 			recheck = append(recheck, p.platDownSince.Add(settleBusy))
+			m.Platform.Line = words.PlatformState(engine.PlatformOK).Line // held with the verdict
 		} else {
 			p.platGood = false
 		}

@@ -216,8 +216,9 @@ func TestNoFlapping(t *testing.T) {
 	p = newPresenter()
 	down := with(good, func(s *Status) { s.Engine.Platform.State = engine.PlatformUnreachable })
 	p.present(good, t0)
-	if m := p.present(down, t0.Add(time.Second)); m.Headline != "All mail relayed" || !m.Recheck.Equal(t0.Add(time.Second+settleBusy)) {
-		t.Fatalf("a blip of the platform: %q, recheck %v", m.Headline, m.Recheck)
+	if m := p.present(down, t0.Add(time.Second)); m.Headline != "All mail relayed" || !m.Recheck.Equal(t0.Add(time.Second+settleBusy)) ||
+		m.Platform.Line != words.PlatformState(engine.PlatformOK).Line {
+		t.Fatalf("a blip of the platform: %q (platform %q), recheck %v", m.Headline, m.Platform.Line, m.Recheck)
 	}
 	if m := p.present(down, t0.Add(time.Second+settleBusy)); m.Headline != "Platform unreachable — will retry" {
 		t.Fatalf("a platform down for the hold: %q", m.Headline)
