@@ -207,6 +207,7 @@ func (c *Conn) FetchMeta(uids []uint32) ([]Meta, error) {
 		UID: true, Flags: true, InternalDate: true, RFC822Size: true, Envelope: true,
 	})
 	out := make([]Meta, 0, len(uids))
+	got := map[uint32]bool{}
 	var merr error
 	for {
 		msg := cmd.Next()
@@ -237,29 +238,23 @@ func (c *Conn) FetchMeta(uids []uint32) ([]Meta, error) {
 			}
 		}
 		out = append(out, meta)
+		got[meta.UID] = true
 	}
 	if err := cmd.Close(); err != nil || merr != nil {
 		if err == nil {
 			err = merr
 		}
-		return out, c.wrap(inFlight("reading the facts of message", uids, func(u uint32) bool {
-			for _, m := range out {
-				if m.UID == u {
-					return true
-				}
-			}
-			return false
-		}), err)
+		return out, c.wrap(inFlight("reading the facts of message", uids, got), err)
 	}
 	return out, nil
 }
 
-// inFlight names the step for the first of uids not yet received, the one
-// the server was most likely sending when it failed ("sending message UID
-// 42"), or the whole set when every one came.
-func inFlight(what string, uids []uint32, got func(uint32) bool) string {
+// inFlight names the step for the first of uids not in got, the one the
+// server was most likely sending when it failed ("reading message UID
+// 42"), or the whole set when every one came ("reading messages").
+func inFlight(what string, uids []uint32, got map[uint32]bool) string {
 	for _, u := range uids {
-		if !got(u) {
+		if !got[u] {
 			return fmt.Sprintf("%s UID %d", what, u)
 		}
 	}
@@ -319,7 +314,7 @@ func (c *Conn) FetchBodies(uids []uint32, sp *spool.Spool, fn func(uid uint32, b
 		}
 	}
 	if err := cmd.Close(); err != nil {
-		return c.wrap(inFlight("reading message", uids, func(u uint32) bool { return got[u] }), err)
+		return c.wrap(inFlight("reading message", uids, got), err)
 	}
 	var ie *imap.Error
 	if ferr != nil && !errors.As(ferr, &ie) {
@@ -327,7 +322,7 @@ func (c *Conn) FetchBodies(uids []uint32, sp *spool.Spool, fn func(uid uint32, b
 		// connection broke inside the literal).
 		select {
 		case <-c.c.Closed():
-			return c.wrap(inFlight("reading message", uids, func(u uint32) bool { return got[u] }), ferr)
+			return c.wrap(inFlight("reading message", uids, got), ferr)
 		default:
 		}
 	}
