@@ -9,7 +9,7 @@ import (
 
 // FuzzParseSettings: whatever a heartbeat's answer holds, reading it
 // does not panic, and what it returns is consistent: domains only when
-// relay_domains was given, send_as keyed in lower case.
+// relay_domains was given, send_as in lower case (accounts and addresses).
 func FuzzParseSettings(f *testing.F) {
 	f.Add([]byte(`{"settings":{"backfill_days":30,"relay_domains":["customer.com","Sub.Example.ORG."],"send_as":{"Alice@Acme.com":["support@acme.com"]}}}`))
 	f.Add([]byte(`{"settings":{"relay_domains":[]}}`))
@@ -32,7 +32,11 @@ func FuzzParseSettings(f *testing.F) {
 			if acct != strings.ToLower(acct) {
 				t.Fatalf("send_as key %q not lower case", acct)
 			}
-			_ = addrs
+			for _, a := range addrs {
+				if a != strings.ToLower(a) {
+					t.Fatalf("send_as address %q of %q not lower case", a, acct)
+				}
+			}
 		}
 	})
 }
