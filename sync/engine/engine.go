@@ -293,7 +293,7 @@ func joinOnce(errs []error) error {
 // pass.
 func (e *Engine) SyncNow() {
 	for _, f := range e.folders {
-		f.retryNow.Store(true)
+		f.syncNowAt.Store(e.o.Now().UnixNano())
 		select {
 		case f.wake <- struct{}{}:
 		default:

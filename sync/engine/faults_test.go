@@ -157,6 +157,35 @@ func heartbeatSays(r *rig, text string) bool {
 	return false
 }
 
+// TestSyncNowRetriesEveryUndeliverable: two messages are set aside as
+// undeliverable; the server can deliver the second one now, not the
+// first. Sync now tries both: the first one's failure, which costs the
+// session, does not leave the second one waiting for its daily retry.
+func TestSyncNowRetriesEveryUndeliverable(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	all, uids := r.fillInbox(5, 1000)
+	r.dovecot.MakeUnreadable(t, r.email, "INBOX", uids[1])
+	r.dovecot.MakeUnreadable(t, r.email, "INBOX", uids[3])
+	e := r.start()
+	waitSnapshot(t, e, "two undeliverable messages", func(s Snapshot) bool {
+		return len(s.Accounts) == 1 && s.Accounts[0].Undeliverable == 2 && s.Accounts[0].State == UpToDate
+	})
+	r.dovecot.MakeReadable(t, r.email, "INBOX", uids[3])
+	e.SyncNow()
+	r.waitStored(4, 30*time.Second) // a hang guard: without Sync now it comes a day later
+	want := map[string][]byte{}
+	for k, m := range all {
+		if !strings.Contains(string(m), "Message-ID: <msg-1@") {
+			want[k] = m
+		}
+	}
+	r.checkStored(want, inboxOnly(want))
+	waitSnapshot(t, e, "one undeliverable message left", func(s Snapshot) bool {
+		u := s.Accounts[0].UndeliverableMessages
+		return s.Accounts[0].Undeliverable == 1 && u[0].UID == uids[1]
+	})
+}
+
 // warmCache makes Dovecot cache the facts of every message of INBOX, so
 // that it can still tell them once a message file is unreadable: then only
 // the body fetch breaks.

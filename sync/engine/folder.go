@@ -34,9 +34,12 @@ type folderSync struct {
 	// nudge asks a running session to look again now (the settings
 	// changed); unlike wake it never cuts a back-off short. Buffer of one.
 	nudge chan struct{}
-	// retryNow makes the next pass try the undeliverable messages again
-	// (SyncNow), whenever they were last tried.
-	retryNow atomic.Bool
+	// syncNowAt is when SyncNow last asked (Options.Now, in Unix
+	// nanoseconds; 0: never). An undeliverable message last tried before
+	// then is tried again, whatever its daily schedule, in whichever pass
+	// gets to it: a retry that fails again ends the session, and the
+	// messages after it are tried in the next one.
+	syncNowAt atomic.Int64
 
 	// Owned by run's goroutine: UIDs that failed within a group, to fetch
 	// alone, under suspectsUV.
@@ -383,9 +386,9 @@ func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Fo
 			pending = append(pending, u)
 		}
 	}
-	retryAll := f.retryNow.Swap(false)
+	now, syncNow := f.e.o.Now(), time.Unix(0, f.syncNowAt.Load())
 	for u, rec := range undeliverable {
-		if u <= upper && (retryAll || f.e.o.Now().Sub(rec.LastTry) >= f.e.o.RetryUndeliverable) {
+		if u <= upper && (rec.LastTry.Before(syncNow) || now.Sub(rec.LastTry) >= f.e.o.RetryUndeliverable) {
 			alone = append(alone, u)
 		}
 	}
