@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ var (
 	flagDisk      = flag.String("table.disk", "", "a directory on disk (default: the temporary directory, or /var/tmp when it is a tmpfs)")
 	flagTableOut  = flag.String("table.out", "", "also write the table to this file")
 	flagCallgrind = flag.Bool("table.callgrind", false, "run the Go clients under callgrind and count their instructions (use a small -table.scale)")
-	flagWorkers   = flag.Int("table.workers", 0, "the engine's concurrent uploads; 0 keeps its default")
+	flagWorkers   = flag.String("table.workers", "", "the engine's concurrent uploads, a list to compare (8,32); empty keeps its default")
 	flagBuilds    = flag.String("table.builds", "", "engine builds to compare, label=test-binary,... (test binaries of this package built from other commits)")
 )
 
@@ -43,7 +44,7 @@ func TestMain(m *testing.M) {
 // -benchtime 1x (`make bench` does); it measures once whatever b.N.
 func BenchmarkTable(b *testing.B) {
 	cfg := Config{Runs: *flagRuns, Seed: *flagSeed, SlowPlatform: *flagSlow, Latency: *flagLatency, Big: *flagBig,
-		CLI: *flagCLI, ProfileDir: *flagProfile, Workers: *flagWorkers, Callgrind: *flagCallgrind, Out: os.Stdout}
+		CLI: *flagCLI, ProfileDir: *flagProfile, Callgrind: *flagCallgrind, Out: os.Stdout}
 	for _, name := range split(*flagMixes) {
 		var mix Mix
 		switch name {
@@ -57,6 +58,16 @@ func BenchmarkTable(b *testing.B) {
 		cfg.Mixes = append(cfg.Mixes, mix.WithCount(max(1, int(float64(mix.Count)**flagScale))))
 	}
 	cfg.Clients = split(*flagClients)
+	for _, w := range split(*flagWorkers) {
+		n, err := strconv.Atoi(w)
+		if err != nil || n <= 0 {
+			b.Fatalf("-table.workers: %q is not a number of uploads", w)
+		}
+		if *flagBuilds != "" {
+			b.Fatal("-table.workers and -table.builds do not mix")
+		}
+		cfg.Builds = append(cfg.Builds, Build{Label: "w" + w, Workers: n})
+	}
 	for _, bd := range split(*flagBuilds) {
 		label, exe, ok := strings.Cut(bd, "=")
 		if !ok {

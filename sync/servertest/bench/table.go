@@ -39,8 +39,7 @@ type Config struct {
 	// package built from another commit (so that "before" and "after"
 	// share one run, one mailbox and the same moments of the machine's
 	// load). None: this binary alone.
-	Builds  []Build
-	Workers int // when not 0, the engine's concurrent uploads
+	Builds []Build
 	// Callgrind runs the Inbox Relay clients under callgrind, which counts
 	// the instructions of each run: a measure the machine's load does not
 	// blur. Their times are then meaningless.
@@ -57,10 +56,12 @@ type Medium struct {
 }
 
 // Build is one engine build: Exe is a test binary of this package ("" for
-// this one), Label names it in the table.
+// this one), Label names it in the table. Workers, when not 0, sets the
+// engine's number of concurrent uploads.
 type Build struct {
-	Label string
-	Exe   string
+	Label   string
+	Exe     string
+	Workers int
 }
 
 // Clients measured by the table. With several Builds, "relay" stands for
@@ -315,17 +316,20 @@ func (b *tableRun) relayClients() []string {
 
 func isRelay(c string) bool { return c == ClientRelay || strings.HasPrefix(c, ClientRelay+":") }
 
-// exe returns the test binary of the relay client c.
-func (b *tableRun) exe(c string) string {
+// build returns the build of the relay client c.
+func (b *tableRun) build(c string) Build {
 	label, _ := strings.CutPrefix(c, ClientRelay+":")
 	for _, bd := range b.cfg.Builds {
 		if bd.Label == label || c == ClientRelay {
-			return bd.Exe
+			return bd
 		}
 	}
 	b.t.Fatalf("no build for client %q", c)
-	return ""
+	return Build{}
 }
+
+// exe returns the test binary of the relay client c.
+func (b *tableRun) exe(c string) string { return b.build(c).Exe }
 
 func (b *tableRun) clientName(c string) string {
 	switch {
@@ -420,7 +424,7 @@ func (b *tableRun) runRelay(c string, mb mailbox, dir string, delay time.Duratio
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := RelaySpec{Home: filepath.Join(dir, "home"), Account: b.account(mb), Password: mb.password, Platform: opts, Once: true, Workers: b.cfg.Workers}
+	spec := RelaySpec{Home: filepath.Join(dir, "home"), Account: b.account(mb), Password: mb.password, Platform: opts, Once: true, Workers: b.build(c).Workers}
 	if profile != "" {
 		spec.CPUProfile, spec.AllocProfile = profile+".cpu.pprof", profile+".allocs.pprof"
 	}
