@@ -2,6 +2,7 @@ package state
 
 import (
 	gosync "sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -9,8 +10,12 @@ import (
 // committer group-commits small writes (the checkpoint marks, one per
 // relayed message) without bbolt's Batch timer: one goroutine commits
 // whatever writes are waiting, in one transaction (one pair of fsyncs), as
-// soon as the previous commit is done. A lone write waits for no timer;
-// writes that arrive during a commit share the next one.
+// soon as the previous commit is done. A lone write (new mail) waits for
+// nothing; writes that arrive during a commit share the next one. When
+// several write at once (a backfill), the goroutine gives the others a
+// moment (gather) to join before it commits: each commit rewrites the
+// pages it touches, so on a fast disk many small commits cost more CPU
+// than the waits they save.
 type committer struct {
 	db *bolt.DB
 
@@ -57,24 +62,42 @@ func (c *committer) do(fn func(*bolt.Tx) error) error {
 	return <-w.done
 }
 
+// gather is how long a commit waits for more writes when several are
+// coming in at once; maxBatch ends the wait early.
+const (
+	gather   = time.Millisecond
+	maxBatch = 256
+)
+
 func (c *committer) run() {
 	defer close(c.stopped)
+	busy := false // the last commit held more than one write
 	for range c.wake {
 		for {
-			c.mu.Lock()
-			batch := c.queue
-			c.queue = nil
-			closed := c.closed
-			c.mu.Unlock()
+			batch, closed := c.take(nil)
 			if len(batch) == 0 {
 				if closed {
 					return
 				}
 				break
 			}
+			if (busy || len(batch) > 1) && len(batch) < maxBatch && !closed {
+				time.Sleep(gather)
+				batch, _ = c.take(batch)
+			}
+			busy = len(batch) > 1
 			c.commit(batch)
 		}
 	}
+}
+
+// take appends the queued writes to batch and empties the queue.
+func (c *committer) take(batch []*write) ([]*write, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	batch = append(batch, c.queue...)
+	c.queue = nil
+	return batch, c.closed
 }
 
 // commit runs batch in one transaction. Should it fail, each write is run
