@@ -122,3 +122,12 @@ func FreeBytes(dir string) int64 {
 	}
 	return int64(st.Bavail) * st.Bsize
 }
+
+// SelfCPU returns the CPU time (user + system) this process used so far.
+func SelfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

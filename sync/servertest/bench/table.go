@@ -139,6 +139,9 @@ type mailbox struct {
 type sample struct {
 	run       Run
 	serverCPU time.Duration // Dovecot's CPU over the run
+	// platformCPU is this process's CPU over the run: the platform
+	// receiving Inbox Relay's uploads (0 for the other clients).
+	platformCPU time.Duration
 }
 
 func (b *tableRun) printf(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
@@ -272,28 +275,33 @@ func (b *tableRun) backfill(mix Mix) {
 		}
 		b.printf("| %s |\n", strings.Join(row, " | "))
 	}
-	b.printf("\nPer message (medians): CPU of the client (user + system), CPU of Dovecot meanwhile, and the client's peak RSS.\n\n")
+	b.printf("\nPer message (medians): CPU of the client (user + system), of Dovecot and of the platform (for Inbox Relay) meanwhile; the client's peak RSS.\n\n")
 	ir := ""
 	if b.cfg.Callgrind {
 		ir = " instructions |"
 		b.printf("The Go clients ran under callgrind: their times and memory are not meaningful, their instructions are.\n\n")
 	}
-	b.printf("| medium | client | client CPU | Dovecot CPU | peak RSS | messages/s |%s\n|%s\n", ir, strings.Repeat(" --- |", 6+len(ir)/len(" instructions |")))
+	b.printf("| medium | client | client CPU | Dovecot CPU | platform CPU | peak RSS | messages/s |%s\n|%s\n", ir, strings.Repeat(" --- |", 7+len(ir)/len(" instructions |")))
 	for _, m := range b.cfg.Media {
 		for _, c := range b.cfg.Clients {
 			ss := results[m.Name][c]
-			var cpu, srv []time.Duration
+			var cpu, srv, plat []time.Duration
 			var rss, instr []int64
 			for _, s := range ss {
 				cpu = append(cpu, s.run.CPU())
 				srv = append(srv, s.serverCPU)
+				plat = append(plat, s.platformCPU)
 				rss = append(rss, s.run.MaxRSS)
 				instr = append(instr, s.run.Instructions)
 			}
 			slices.Sort(rss)
 			slices.Sort(instr)
 			rate := float64(n) / Median(walls(ss)).Seconds()
-			b.printf("| %s | %s | %s | %s | %s | %.0f |", m.Name, b.clientName(c), PerMessage(Median(cpu), n), PerMessage(Median(srv), n), MiB(rss[len(rss)/2]), rate)
+			platText := "-"
+			if isRelay(c) {
+				platText = PerMessage(Median(plat), n)
+			}
+			b.printf("| %s | %s | %s | %s | %s | %s | %.0f |", m.Name, b.clientName(c), PerMessage(Median(cpu), n), PerMessage(Median(srv), n), platText, MiB(rss[len(rss)/2]), rate)
 			if b.cfg.Callgrind {
 				b.printf(" %s |", perMessageCount(instr[len(instr)/2], n))
 			}
@@ -359,7 +367,7 @@ func (b *tableRun) runClient(c string, mb mailbox, m Medium, delay time.Duration
 	t := b.t
 	dir, remove := tempDir(t, m.Dir, c)
 	defer remove()
-	before := GroupCPU(b.marker)
+	before, selfBefore := GroupCPU(b.marker), SelfCPU()
 	var run Run
 	switch {
 	case c == ClientBare:
@@ -389,7 +397,11 @@ func (b *tableRun) runClient(c string, mb mailbox, m Medium, delay time.Duration
 	default:
 		t.Fatalf("unknown client %q", c)
 	}
-	return sample{run: run, serverCPU: GroupCPU(b.marker) - before}
+	s := sample{run: run, serverCPU: GroupCPU(b.marker) - before}
+	if isRelay(c) {
+		s.platformCPU = SelfCPU() - selfBefore
+	}
+	return s
 }
 
 // account returns the engine's account for mb.
