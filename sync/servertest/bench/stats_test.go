@@ -122,3 +122,30 @@ func TestExistsLogWhen(t *testing.T) {
 		t.Fatal("a count never heard is known")
 	}
 }
+
+func TestRateTenthsAndRSSAt(t *testing.T) {
+	// 1 000 messages: 100 a second for the first half, 50 a second after.
+	var s []RSSSample
+	at := time.Duration(0)
+	for p := 0; p <= 1000; p += 50 {
+		s = append(s, RSSSample{At: at, RSS: int64(20+p/100) << 20, Progress: p})
+		if p < 500 {
+			at += 500 * time.Millisecond
+		} else {
+			at += time.Second
+		}
+	}
+	got := rateTenths(s, 1000)
+	want := "100 / 100 / 100 / 100 / 100 / 50 / 50 / 50 / 50 / 50 messages/s"
+	if got != want {
+		t.Fatalf("rateTenths = %q, want %q", got, want)
+	}
+	// The first tenth starts at the first message, not at zero.
+	s[0].Progress = 0
+	if got := rssAt(s, 1000, 0.10, 0.5, 1); got != "21 MiB / 25 MiB / 30 MiB" {
+		t.Fatalf("rssAt = %q", got)
+	}
+	if got := rateTenths(nil, 1000); got != "-" {
+		t.Fatalf("rateTenths of no samples = %q", got)
+	}
+}

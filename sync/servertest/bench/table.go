@@ -565,7 +565,7 @@ func (b *tableRun) big(c string) {
 		float64(n)/run.Wall.Seconds(), PerMessage(run.CPU(), n))
 	b.printf("| peak RSS | %s |\n", MiB(run.MaxRSS))
 	b.printf("| RSS at 10 / 25 / 50 / 75 / 100 %% relayed | %s |\n", rssAt(run.RSS, n, 0.10, 0.25, 0.50, 0.75, 1))
-	b.printf("| rate in the first / last tenth | %s |\n", rateTenths(run.RSS, n))
+	b.printf("| rate in each tenth of the run | %s |\n", rateTenths(run.RSS, n))
 	if len(during) > 0 {
 		b.printf("| `inboxrelay status` while relaying / after (median of 5) | %s / %s |\n", Millis(Median(during)), Millis(Median(after)))
 	}
@@ -632,8 +632,9 @@ func rssAt(s []RSSSample, n int, fracs ...float64) string {
 	return strings.Join(out, " / ")
 }
 
-// rateTenths compares the relay rate over the first and the last tenth of
-// the messages: equal rates mean nothing grows with the mailbox.
+// rateTenths gives the relay rate over each tenth of the messages, from
+// the samples taken during the run: a rate that falls as the mailbox fills
+// means a cost that grows with it.
 func rateTenths(s []RSSSample, n int) string {
 	at := func(count int) (RSSSample, bool) {
 		for _, x := range s {
@@ -643,19 +644,20 @@ func rateTenths(s []RSSSample, n int) string {
 		}
 		return RSSSample{}, false
 	}
-	s0, ok0 := at(1)
-	s1, ok1 := at(n / 10)
-	s9, ok9 := at(n * 9 / 10)
-	if !ok0 || !ok1 || !ok9 {
+	var rates []string
+	prev, ok := at(1)
+	for t := 1; t <= 10 && ok; t++ {
+		next, found := at(n * t / 10)
+		if !found || next.At <= prev.At {
+			break
+		}
+		rates = append(rates, fmt.Sprintf("%.0f", float64(next.Progress-prev.Progress)/(next.At-prev.At).Seconds()))
+		prev = next
+	}
+	if len(rates) == 0 {
 		return "-"
 	}
-	last := s[len(s)-1]
-	if s1.At <= s0.At || last.At <= s9.At {
-		return "-"
-	}
-	first := float64(s1.Progress-s0.Progress) / (s1.At - s0.At).Seconds()
-	end := float64(last.Progress-s9.Progress) / (last.At - s9.At).Seconds()
-	return fmt.Sprintf("%.0f / %.0f messages/s", first, end)
+	return strings.Join(rates, " / ") + " messages/s"
 }
 
 // Interrupting a run (^C) skips the test's cleanups: the mailboxes (a GB
