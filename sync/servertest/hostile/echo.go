@@ -96,25 +96,7 @@ func (s *EchoServer) listen(t testing.TB, serve func(c net.Conn, br *bufio.Reade
 		t.Fatal(err)
 	}
 	s.Addr = l.Addr().String()
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(time.Minute))
-				serve(c, bufio.NewReader(c))
-			}()
-		}
-	}()
+	serveEach(t, l, time.Minute, func(c net.Conn) { serve(c, bufio.NewReader(c)) })
 }
 
 // StartEchoIMAP starts an IMAP server for user and password that echoes

@@ -20,6 +20,7 @@ import (
 	"math/big"
 	"net"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +30,31 @@ import (
 
 // Host is the address every listener binds.
 const Host = "127.0.0.1"
+
+// serveEach accepts connections on l until the test ends and serves each
+// on a goroutine of its own, the whole exchange bounded by limit (a hang
+// guard); the test's cleanup closes l and waits for every serve to return.
+func serveEach(t testing.TB, l net.Listener, limit time.Duration, serve func(net.Conn)) {
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(limit))
+				serve(c)
+			}()
+		}
+	}()
+}
 
 // CertOptions choose the certificate NewCert makes.
 type CertOptions struct {

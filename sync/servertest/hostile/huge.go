@@ -72,25 +72,7 @@ func StartHugeIMAP(t testing.TB, mode HugeMode, size int64) *HugeIMAP {
 		t.Fatal(err)
 	}
 	s.Addr = l.Addr().String()
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(2 * time.Minute))
-				s.serve(c)
-			}()
-		}
-	}()
+	serveEach(t, l, 2*time.Minute, s.serve)
 	return s
 }
 

@@ -210,25 +210,7 @@ func StartTLSServer(t testing.TB, mode StartTLSMode, cert *Cert) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				scriptStartTLS(c, mode, cert)
-			}()
-		}
-	}()
+	serveEach(t, l, 30*time.Second, func(c net.Conn) { scriptStartTLS(c, mode, cert) })
 	return l.Addr().String()
 }
 
