@@ -138,6 +138,7 @@ type Error struct {
 	Msg  string
 }
 
+// Error names the file, the line when there is one, and what is wrong.
 func (e *Error) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("the policy file %s, line %d: %s; fix the file or ask your IT department", e.Path, e.Line, e.Msg)
@@ -581,6 +582,7 @@ type LockedError struct {
 	Path string
 }
 
+// Error says what is locked and names the policy file.
 func (e *LockedError) Error() string {
 	return fmt.Sprintf("%s is set by your IT department's policy (%s) and cannot be changed here", e.What, e.Path)
 }

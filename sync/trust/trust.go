@@ -160,6 +160,8 @@ type UntrustedError struct {
 	Chain       []*x509.Certificate // as the server sent it, leaf first
 }
 
+// Error names the server, why the certificate is not trusted and its
+// fingerprint, and says to pin it only once IT confirms it.
 func (e *UntrustedError) Error() string {
 	return fmt.Sprintf("the certificate of %s is not trusted (%v); its SHA-256 fingerprint is %s: pin it for this server only if your IT team confirms it",
 		e.Server, e.Reason, e.Fingerprint)

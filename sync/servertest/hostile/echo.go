@@ -41,6 +41,7 @@ const (
 	EchoAfterLogin
 )
 
+// String names the mode in test names ("base64").
 func (m EchoMode) String() string {
 	return [...]string{"command", "plain", "base64", "url", "after login"}[m]
 }

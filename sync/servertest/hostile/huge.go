@@ -35,6 +35,7 @@ const (
 	HugeBody
 )
 
+// String names the mode in test names ("login answer").
 func (m HugeMode) String() string {
 	return [...]string{"greeting", "login answer", "folder name", "search", "envelope", "body"}[m]
 }
