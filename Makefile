@@ -75,7 +75,11 @@ run: deps-run build
 vet:
 	$(GO) vet ./...
 
-test: deps-test vet build-windows
+# `build` first: app/cli's, app/e2e's and assets/packaging's tests build the
+# binary themselves, and on a fresh machine each would compile GLFW and GL
+# (over 3 minutes of C each here) at the same time; built once before, they
+# find it in Go's build cache.
+test: deps-test vet build build-windows
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz-run FUZZTIME=$(FUZZTIME_SHORT)
 
