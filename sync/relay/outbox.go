@@ -47,6 +47,13 @@ const (
 	maxDepth       = 32      // nesting of values that are skipped
 )
 
+// maxFields bounds the ids, accounts and addresses kept from one answer,
+// counted with a string header each: 1000 items of 1000 addresses of 1 KiB
+// would otherwise hold a gigabyte, where a thousand genuine items with 100
+// recipients each need a few MiB. Items past it are not taken (the
+// platform offers them again after their lease).
+const maxFields = 16 << 20
+
 // OutboxOptions say how long to wait for items, where their messages go
 // and how big they may be.
 type OutboxOptions struct {
@@ -115,9 +122,14 @@ func (c *Client) Outbox(ctx context.Context, o OutboxOptions) ([]OutboxItem, err
 // outboxDecoder reads {"items": [{"id", "account", "raw", "envelope":
 // {"from", "to"}}, ...]} token by token. Unknown fields are skipped.
 type outboxDecoder struct {
-	s     *scanner
-	o     OutboxOptions
-	total int64 // message bytes taken so far
+	s      *scanner
+	o      OutboxOptions
+	total  int64 // message bytes taken so far
+	fields int64 // bytes of small fields kept so far (see maxFields)
+	// maxFields is maxFields unless a test lowers it.
+	maxFields int64
+	// full: the item being read passed maxFields, so it is not taken.
+	full bool
 }
 
 func (d *outboxDecoder) decode() (items []OutboxItem, err error) {
@@ -167,6 +179,8 @@ func (d *outboxDecoder) item() (*OutboxItem, error) {
 		return it, s.skip(0)
 	}
 	s.next()
+	fieldsBefore := d.fields
+	d.full = false
 	invalid := func(format string, args ...any) {
 		if it.Invalid == "" {
 			it.Invalid = fmt.Sprintf(format, args...)
@@ -219,6 +233,10 @@ func (d *outboxDecoder) item() (*OutboxItem, error) {
 		}
 		return s.skip(0)
 	})
+	if d.full {
+		dropped = true
+		d.fields = fieldsBefore // what it kept is given back: a smaller item may fit
+	}
 	if err != nil || dropped {
 		if it.File != "" {
 			os.Remove(it.File)
@@ -238,7 +256,9 @@ func (d *outboxDecoder) item() (*OutboxItem, error) {
 	return it, nil
 }
 
-// smallString reads a string of at most maxField bytes into *dst.
+// smallString reads a string of at most maxField bytes into *dst, unless
+// the answer's budget for small fields is spent (then d.full is set and
+// *dst is left alone).
 func (d *outboxDecoder) smallString(dst *string, name string, invalid func(string, ...any)) error {
 	s := d.s
 	c, err := s.peek()
@@ -257,6 +277,16 @@ func (d *outboxDecoder) smallString(dst *string, name string, invalid func(strin
 	if b.over {
 		invalid("%s is longer than %d bytes", name, maxField)
 	}
+	budget := d.maxFields
+	if budget <= 0 {
+		budget = maxFields
+	}
+	cost := int64(b.buf.Len()) + 16 // its bytes and a string header
+	if d.full || d.fields+cost > budget {
+		d.full = true
+		return nil
+	}
+	d.fields += cost
 	*dst = b.buf.String()
 	return nil
 }
@@ -287,6 +317,9 @@ func (d *outboxDecoder) envelope(it *OutboxItem, invalid func(string, ...any)) e
 			}
 			it.To = it.To[:0]
 			return s.array(func() error {
+				if d.full {
+					return s.skip(0) // the item is not taken
+				}
 				if len(it.To) >= maxRecipients {
 					invalid("envelope.to has more than %d addresses", maxRecipients)
 					return s.skip(0)

@@ -398,3 +398,53 @@ func FuzzOutboxDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestOutboxSmallFieldsAreBounded: an answer whose items hold as many
+// recipients as allowed, each as long as allowed, makes the decoder keep
+// no more than its budget for small fields: the items past it are not
+// taken (the platform offers them again after their lease), those taken
+// are whole, and no file is left behind. (Before: 1000 items of 1000
+// addresses of 1 KiB were all kept, a gigabyte.)
+func TestOutboxSmallFieldsAreBounded(t *testing.T) {
+	const items, rcpts, budget = 40, maxRecipients, 4 << 20
+	addr := strings.Repeat("a", maxField-len("@client.test")) + "@client.test"
+	raw := base64.StdEncoding.EncodeToString([]byte("Subject: hi\r\n\r\nhello\r\n"))
+	var b strings.Builder
+	b.WriteString(`{"items": [`)
+	for i := range items {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"id": "ob_%d", "account": "alice@acme.test", "raw": %q, "envelope": {"from": "alice@acme.test", "to": [`, i, raw)
+		for j := range rcpts {
+			if j > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(`"` + addr + `"`)
+		}
+		b.WriteString(`]}}`)
+	}
+	b.WriteString(`]}`)
+	dir := t.TempDir()
+	d := &outboxDecoder{s: newScanner(strings.NewReader(b.String())), o: OutboxOptions{Dir: dir, MaxMessage: 1 << 20, MaxTotal: 1 << 30}, maxFields: budget}
+	got, err := d.decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for i, it := range got {
+		if it.ID != fmt.Sprintf("ob_%d", i) || len(it.To) != rcpts || it.Invalid != "" || it.File == "" {
+			t.Fatalf("item %d: id %q, %d recipients, invalid %q, file %q; want it whole", i, it.ID, len(it.To), it.Invalid, it.File)
+		}
+		kept += len(it.ID) + len(it.Account) + len(it.From)
+		for _, a := range it.To {
+			kept += len(a)
+		}
+	}
+	if len(got) == 0 || len(got) >= items || kept > budget {
+		t.Fatalf("%d of %d items taken, %d bytes of their fields kept; want some, not all, and at most %d bytes", len(got), items, kept, budget)
+	}
+	if l := leftovers(t, dir, got); len(l) != 0 {
+		t.Fatalf("files left behind: %v", l)
+	}
+}
