@@ -14,7 +14,7 @@ import (
 // engine's snapshot both say want.
 func waitPaused(t *testing.T, r *Runner, want engine.PauseReason, what string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		st := r.Status()
 		if st.Running && st.Paused == want && st.Engine.Paused == (want != 0) && st.Engine.PausedFor == want {
@@ -97,7 +97,7 @@ func TestPauseSurvivesRebuild(t *testing.T) {
 	r.SetPaused(engine.PausedByUser, true)
 	waitPaused(t, r, engine.PausedByUser, "paused")
 	r.Reload()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for r.Engine() == first {
 		if time.Now().After(deadline) {
 			t.Fatal("Reload built no new engine")

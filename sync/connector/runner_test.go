@@ -16,7 +16,7 @@ import (
 // waitStatus waits until cond holds for the Runner's Status.
 func waitStatus(t *testing.T, r *Runner, what string, cond func(Status) bool) Status {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		st := r.Status()
 		if cond(st) {
@@ -42,8 +42,8 @@ func runUntilEnd(t *testing.T, r *Runner) {
 			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return within 10 s")
+		case <-time.After(hangGuard):
+			t.Errorf("Run did not return within %v", hangGuard)
 		}
 	})
 }
