@@ -27,7 +27,7 @@ func TestReportHoldsNoEchoedPassword(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
 				var live []doctor.Step
-				rep := doctor.Run(ctx, doctor.Options{Account: acct, Password: pw, StepTimeout: 5 * time.Second,
+				rep := doctor.Run(ctx, doctor.Options{Account: acct, Password: pw, StepTimeout: 30 * time.Second,
 					Progress: func(s doctor.Step) { live = append(live, s) }})
 				if is.Echoed()+ss.Echoed() == 0 {
 					t.Fatal("no server echoed the password: the test tests nothing")
