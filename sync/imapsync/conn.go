@@ -37,6 +37,7 @@ type AuthError struct {
 	Text   string // the server's explanation, may be empty
 }
 
+// Error names the server and its words, and asks for the password again.
 func (e *AuthError) Error() string {
 	s := fmt.Sprintf("%s refused the password", e.Server)
 	if e.Text != "" {
@@ -69,6 +70,8 @@ const (
 	Broken                     // the connection broke (reset, timeout of the operating system)
 )
 
+// Error says how the connection failed and while doing what: "cannot
+// reach" only for a connection that could not be made.
 func (e *NetError) Error() string {
 	op := ""
 	if e.Op != "" {

@@ -49,6 +49,8 @@ type LimitError struct {
 	Op     string // what was being done, for a person ("logging in"); may be empty
 }
 
+// Error names the server, what it sent too long and during which step,
+// and says to tell IT if it happens again.
 func (e *LimitError) Error() string {
 	op := ""
 	if e.Op != "" {

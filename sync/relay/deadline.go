@@ -25,6 +25,7 @@ type SilenceError struct {
 	After time.Duration
 }
 
+// Error says how long the platform went without a byte.
 func (e *SilenceError) Error() string {
 	return fmt.Sprintf("the platform stopped answering: nothing for %v", e.After)
 }

@@ -49,6 +49,7 @@ type RejectedError struct {
 	Reason string // what the platform said, short
 }
 
+// Error gives the status and the platform's reason, for the record.
 func (e *RejectedError) Error() string {
 	if e.Reason == "" {
 		return fmt.Sprintf("the platform rejected it for good (HTTP %d)", e.Status)
@@ -63,6 +64,8 @@ type TemporaryError struct {
 	Err        error
 }
 
+// Error says what failed (a status, a redirect, a silence, the network)
+// and that it is tried again.
 func (e *TemporaryError) Error() string {
 	var re *RedirectError
 	switch {
@@ -90,6 +93,8 @@ type RedirectError struct {
 	Location string // where the platform pointed, without query or credentials; may be empty
 }
 
+// Error names the redirect and where it pointed, and says to check the
+// platform address.
 func (e *RedirectError) Error() string {
 	to := ""
 	if e.Location != "" {

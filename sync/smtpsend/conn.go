@@ -16,6 +16,7 @@ const MaxReply = 1 << 20
 // answer: it is broken or hostile, and the connection is dropped.
 type ReplyTooLongError struct{ Server string }
 
+// Error names the server and the bound it passed.
 func (e *ReplyTooLongError) Error() string {
 	return fmt.Sprintf("%s sent more than %d KiB in one answer, more than any mail server needs: the connection was dropped", e.Server, MaxReply>>10)
 }

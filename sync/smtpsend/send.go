@@ -18,6 +18,7 @@ import (
 // accepted. Never send it again without a person deciding.
 type AmbiguousError struct{ Err error }
 
+// Error says the message may or may not have been sent, and what broke.
 func (e *AmbiguousError) Error() string {
 	return fmt.Sprintf("the connection broke after the message was handed over and before the server answered (%v): it may or may not have been sent", e.Err)
 }
@@ -31,6 +32,7 @@ func (e *AmbiguousError) Unwrap() error { return e.Err }
 // 6531), an address go-smtp will not write. Never retry it.
 type RefusedError struct{ Reason string }
 
+// Error returns the reason, for a person.
 func (e *RefusedError) Error() string { return e.Reason }
 
 // Send submits the message read from msg, size bytes with CRLF line ends,

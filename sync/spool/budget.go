@@ -31,6 +31,8 @@ type FullError struct {
 	Disk bool
 }
 
+// Error says what is full (the budget or the disk), what to do, and
+// whether the message is tried again.
 func (e *FullError) Error() string {
 	switch {
 	case e.Disk:
