@@ -308,12 +308,27 @@ func Dial(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	if err != nil {
 		var pe *ProxyError
-		if errors.As(err, &pe) || ctx.Err() != nil {
+		if errors.As(err, &pe) || ended(ctx) != nil {
 			return nil, err
 		}
 		return nil, &ProxyError{Proxy: p.String(), Target: addr, Err: err}
 	}
 	return c, nil
+}
+
+// ended returns ctx's error when ctx has ended or its deadline has
+// passed, nil otherwise. A failure after ctx's end is ctx's doing, and
+// says so rather than "i/o timeout" as if the proxy were silent; the
+// deadline is looked at too because a socket deadline set from it (x/net's
+// SOCKS5 client sets one) can fire a moment before ctx reports its end.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 type forwardDialer func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -348,8 +363,8 @@ func dialSOCKS5(ctx context.Context, p *Proxy, addr string, forward forwardDiale
 	// and bounds its negotiation by the context's deadline.
 	c, err := d.(proxy.ContextDialer).DialContext(hctx, "tcp", addr)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if err := ended(ctx); err != nil {
+			return nil, err
 		}
 		if reachErr != nil {
 			return nil, &ProxyError{Proxy: p.String(), Target: addr, Unreachable: true, Err: reachErr}
@@ -383,8 +398,8 @@ func dialCONNECT(ctx context.Context, p *Proxy, addr string, forward forwardDial
 	c, err := forward(dctx, "tcp", p.Addr())
 	cancel()
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if err := ended(ctx); err != nil {
+			return nil, err
 		}
 		return nil, &ProxyError{Proxy: p.String(), Target: addr, Unreachable: true, Err: err}
 	}
@@ -398,6 +413,9 @@ func dialCONNECT(ctx context.Context, p *Proxy, addr string, forward forwardDial
 	defer stop()
 	c.SetDeadline(time.Now().Add(HandshakeTimeout))
 	if err := connectTunnel(ctx, p, addr, &c); err != nil {
+		if err := ended(ctx); err != nil {
+			return nil, err
+		}
 		return nil, err
 	}
 	if !stop() {
