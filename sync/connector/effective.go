@@ -246,15 +246,15 @@ func (r Report) Print(w io.Writer) error {
 
 func sourceWords(s string) string {
 	switch s {
-	case "policy_locked":
+	case settings.SourcePolicyLocked.String():
 		return "IT's policy"
-	case "policy_default":
+	case settings.SourcePolicyDefault.String():
 		return "IT's policy (a default)"
-	case "platform":
+	case settings.SourcePlatform.String():
 		return "the platform"
-	case "user":
+	case settings.SourceUser.String():
 		return "your settings"
-	case "default":
+	case settings.SourceDefault.String():
 		return "built-in default"
 	case SourceEnvironment:
 		return "the environment"
