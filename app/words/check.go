@@ -105,6 +105,10 @@ func stepAdvice(ds doctor.Step) string {
 		a = strings.ReplaceAll(ds.Advice, "add the account again", "test again")
 	case doctor.CauseNoSent:
 		a = "Create a folder named Sent (or ask IT to mark the sent-mail folder as \\Sent on the server), then test again."
+	case doctor.CauseProxyRefused:
+		a = "The company proxy refused the connection or wants a login: ask IT to allow this server through it, or for the proxy's login."
+	case doctor.CauseProxyFailed:
+		a = "The company proxy cannot be reached, or could not connect to the server: check the proxy setting with IT."
 	}
 	if a == "" {
 		a = ds.Advice

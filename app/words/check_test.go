@@ -23,6 +23,8 @@ func TestStepAdviceHasNoFlags(t *testing.T) {
 		{doctor.CauseStartTLSRefused, "Use the TLS port instead (465 with --smtp-security tls), or ask IT why STARTTLS fails.", nil},
 		{doctor.CauseLoginCredentials, "Check the user name (--username if it is not the e-mail address) and enter the password again.", nil},
 		{doctor.CauseNoSent, "Create a folder named Sent, then run diagnose again.", nil},
+		{doctor.CauseProxyRefused, "Store the proxy's login with `inboxrelay proxy login`, or ask IT which login the proxy expects.", nil},
+		{doctor.CauseProxyFailed, "Check the proxy setting with IT (the policy's proxy, or HTTPS_PROXY): this computer must be able to reach it.", nil},
 		{"some.new_cause", "Run inboxrelay account add with --new-flag.", nil},
 	} {
 		t.Run(c.cause, func(t *testing.T) {
@@ -37,6 +39,14 @@ func TestStepAdviceHasNoFlags(t *testing.T) {
 				}
 			}
 		})
+	}
+	// A proxy's refusal says it is the proxy, in the window's words.
+	for _, cause := range []string{doctor.CauseProxyRefused, doctor.CauseProxyFailed} {
+		d := StepDetail(doctor.Step{Target: doctor.TargetIMAP, ID: doctor.StepTCP, Status: doctor.Fail, Cause: cause,
+			Summary: "it failed", Advice: "Store the proxy's login with `inboxrelay proxy login`."})
+		if !strings.Contains(d, "company proxy") {
+			t.Errorf("%s: detail %q does not say the proxy is the problem", cause, d)
+		}
 	}
 	// Warnings say what to do too, without the flag.
 	w := StepDetail(doctor.Step{Target: doctor.TargetSMTP, ID: doctor.StepTLS, Status: doctor.Warn, Cause: doctor.CauseTLSOldVersion,
