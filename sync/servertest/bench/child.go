@@ -301,7 +301,8 @@ type Run struct {
 	// resident set.
 	MaxRSS int64
 	Result ChildResult
-	// RSS is the resident set sampled during the run (by Sampler), in bytes.
+	// RSS is the resident set sampled during the run (when StartChild was
+	// given a progress function).
 	RSS []RSSSample
 	// Instructions the child executed, counted by callgrind; 0 when it
 	// did not run under it.
@@ -408,7 +409,9 @@ func StartChild(exe, mode string, spec any, errPath string, progress func() int,
 	return c, nil
 }
 
-// WaitLine waits for the child to print line on its standard output.
+// WaitLine waits for the child to print line on its standard output. A
+// child that does not within the time is killed; call Wait or Stop after
+// either way.
 func (c *Child) WaitLine(want string, within time.Duration) error {
 	got := make(chan error, 1)
 	go func() {
@@ -428,6 +431,9 @@ func (c *Child) WaitLine(want string, within time.Duration) error {
 	case err := <-got:
 		return err
 	case <-time.After(within):
+		// Kill it, so that the reader above ends before Wait reads too.
+		c.cmd.Process.Kill()
+		<-got
 		return fmt.Errorf("the child did not say %q within %v", want, within)
 	}
 }

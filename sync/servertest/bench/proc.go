@@ -114,15 +114,6 @@ func IsTmpfs(dir string) bool {
 	return st.Type == unix.TMPFS_MAGIC
 }
 
-// FreeBytes returns the free space of dir's file system.
-func FreeBytes(dir string) int64 {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0
-	}
-	return int64(st.Bavail) * st.Bsize
-}
-
 // SelfCPU returns the CPU time (user + system) this process used so far.
 func SelfCPU() time.Duration {
 	var ru syscall.Rusage
