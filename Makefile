@@ -104,13 +104,14 @@ fuzz-run:
 	done
 
 # Benchmarks measure; they never gate. `make bench` prints issue 12's table
-# (sync/servertest/bench): a bare IMAP fetch, mbsync and Inbox Relay on the
-# same generated mailboxes, on tmpfs and on disk, a slower platform, the
-# new-mail delay; then the Go micro-benchmarks. About 15 minutes on two
-# cores. BIG=100000 adds the 100 000-message mailbox (a few minutes more);
-# PROFILE=DIR writes the engine's CPU and allocation profiles there;
-# BENCH_FLAGS passes more -table.* flags (see bench_test.go).
-BIG         ?= 0
+# (sync/servertest/bench, explained in docs/performance.md): a bare IMAP
+# fetch, mbsync and Inbox Relay on the same generated mailboxes, on tmpfs
+# and on disk, a slower platform, the new-mail delay and a 100 000-message
+# mailbox; then the Go micro-benchmarks. About 15 minutes on two cores
+# (BIG=0 skips the big mailbox, 3 of them); PROFILE=DIR writes the engine's
+# CPU and allocation profiles there; BENCH_FLAGS passes more -table.* flags
+# (see bench_test.go).
+BIG         ?= 100000
 PROFILE     ?=
 BENCH_FLAGS ?=
 DEPS_BENCH  := isync
