@@ -33,9 +33,10 @@ func BenchmarkBackfill(b *testing.B) {
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
-// BenchmarkBigMessageMemory relays a 30 MiB message and fails when the
-// heap grows by more than maxGrowth while doing it: big messages stream
-// through the spool, memory does not grow with their size.
+// BenchmarkBigMessageMemory relays a 30 MiB message and reports how much
+// the heap grew meanwhile, against the maxGrowth target: big messages
+// stream through the spool, memory does not grow with their size.
+// Benchmarks measure; they do not fail on a number.
 func BenchmarkBigMessageMemory(b *testing.B) {
 	const size = 30 << 20
 	const maxGrowth = 16 << 20
@@ -83,13 +84,15 @@ func BenchmarkBigMessageMemory(b *testing.B) {
 	b.ReportMetric(float64(worst)/(1<<20), "peak-heap-growth-MiB")
 	b.SetBytes(size)
 	if worst > maxGrowth {
-		b.Fatalf("relaying a %d MiB message grew the heap by %.1f MiB, over the %d MiB target", size>>20, float64(worst)/(1<<20), maxGrowth>>20)
+		b.Logf("relaying a %d MiB message grew the heap by %.1f MiB, over the %d MiB target", size>>20, float64(worst)/(1<<20), maxGrowth>>20)
 	}
 }
 
 // BenchmarkIdleLatency measures the time from a message's arrival in
 // INBOX to its storage on the platform, with IDLE; the target is under a
-// second (Dovecot itself waits about half a second before notifying).
+// second (Dovecot itself waits about half a second before notifying). It
+// reports, never fails on a time; sync/servertest/bench measures the delay
+// from the server's EXISTS instead.
 func BenchmarkIdleLatency(b *testing.B) {
 	r := newRig(b, dovecottest.Options{})
 	r.start(func(o *Options) { o.PollInterval, o.IdleRefresh = time.Hour, time.Hour })
@@ -104,6 +107,6 @@ func BenchmarkIdleLatency(b *testing.B) {
 	}
 	b.ReportMetric(float64(worst.Milliseconds()), "worst-ms")
 	if worst > time.Second {
-		b.Fatalf("a new message took %v to reach the platform, over the 1 s target", worst)
+		b.Logf("a new message took %v to reach the platform, over the 1 s target", worst)
 	}
 }
