@@ -11,6 +11,7 @@ import (
 	"github.com/inboxrelay/inboxrelay/app/cli"
 	"github.com/inboxrelay/inboxrelay/app/gui"
 	"github.com/inboxrelay/inboxrelay/app/initlog"
+	"github.com/inboxrelay/inboxrelay/app/profile"
 	"github.com/inboxrelay/inboxrelay/sync/version"
 )
 
@@ -27,8 +28,13 @@ func main() {
 		os.Exit(1)
 	}
 	version.Version = v
+	stop := profile.Start()
+	var code int
 	if gui.IsGUI(os.Args[1:]) {
-		os.Exit(gui.Main(os.Args[1:], os.Stderr))
+		code = gui.Main(os.Args[1:], os.Stderr)
+	} else {
+		code = cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	}
-	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	stop()
+	os.Exit(code)
 }
