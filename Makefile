@@ -22,7 +22,7 @@ DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool 
 	dante-server libglib2.0-bin gsettings-desktop-schemas \
 	gcc-mingw-w64-x86-64 desktop-file-utils
 
-.PHONY: all build run test fuzz fuzz-run bench bench-micro deps-run deps-test deps-bench install-libs vet clean package build-windows
+.PHONY: all build run test fuzz fuzz-run bench bench-idle bench-micro deps-run deps-test deps-bench install-libs vet clean package build-windows
 
 all: build
 
@@ -107,13 +107,15 @@ fuzz-run:
 # (sync/servertest/bench, explained in docs/performance.md): a bare IMAP
 # fetch, mbsync and Inbox Relay on the same generated mailboxes, on tmpfs
 # and on disk, a slower platform, the new-mail delay and a 100 000-message
-# mailbox; then the Go micro-benchmarks. About 15 minutes on two cores
-# (BIG=0 skips the big mailbox, 3 of them); PROFILE=DIR writes the engine's
-# CPU and allocation profiles there; BENCH_FLAGS passes more -table.* flags
-# (see bench_test.go).
+# mailbox; then the desktop app at rest (bench-idle, about 6 minutes); then
+# the Go micro-benchmarks. About 20 minutes on two cores (BIG=0 skips the
+# big mailbox, 3 of them); PROFILE=DIR writes the engine's CPU and
+# allocation profiles there; BENCH_FLAGS passes more -table.* flags (see
+# bench_test.go).
 BIG         ?= 100000
 PROFILE     ?=
 BENCH_FLAGS ?=
+IDLE_FLAGS  ?=
 DEPS_BENCH  := isync
 
 deps-bench:
@@ -122,10 +124,19 @@ deps-bench:
 bench: deps-test deps-bench build
 	$(GO) test -run '^$$' -bench '^BenchmarkTable$$' -benchtime 1x -timeout 90m ./sync/servertest/bench \
 		-args -table.cli $(abspath $(BIN)) -table.big $(BIG) $(if $(PROFILE),-table.profile $(abspath $(PROFILE))) $(BENCH_FLAGS)
+	$(MAKE) --no-print-directory bench-idle
 	$(MAKE) --no-print-directory bench-micro
 
+# The desktop app at rest (app/idlebench): CPU, wake-ups and memory of the
+# real app under Xvfb with a tray host, its window never opened, open, and
+# closed again (about 6 minutes). PROFILE=DIR writes the app's profiles to
+# DIR/idle; IDLE_FLAGS passes more -idle.* flags (see idle_test.go).
+bench-idle: deps-test build
+	$(GO) test -run '^$$' -bench '^BenchmarkIdle$$' -benchtime 1x -timeout 30m ./app/idlebench \
+		-args -idle.bin $(abspath $(BIN)) $(if $(PROFILE),-idle.profile $(abspath $(PROFILE))/idle) $(IDLE_FLAGS)
+
 bench-micro: deps-test
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $$($(GO) list ./... | grep -v /servertest/bench)
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $$($(GO) list ./... | grep -v -e /servertest/bench -e /app/idlebench)
 
 # The Windows binary, cross-compiled with Debian's mingw-w64 (installed by
 # deps-test), so that a change that breaks Windows fails here. The engine

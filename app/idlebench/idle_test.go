@@ -179,6 +179,7 @@ type proc struct {
 // measure samples pid (and others' CPU) over idleFor.
 func measure(b *testing.B, name string, pid int, others []proc) row {
 	b.Helper()
+	fmt.Printf("measuring %s (pid %d) for %v\n", name, pid, *idleFor)
 	r := row{name: name, load: [2]float64{loadavg(), 0}}
 	t0 := time.Now()
 	c0, s0 := cpuTicks(pid), switches(pid)
@@ -335,6 +336,12 @@ func (r *running) stop(b *testing.B) {
 	select {
 	case <-r.exited:
 	case <-time.After(30 * time.Second):
+		// SIGQUIT: the Go runtime prints every goroutine's stack.
+		r.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-r.exited:
+		case <-time.After(5 * time.Second):
+		}
 		b.Fatalf("%s did not stop within 30 s of SIGTERM", r.cmd.Args)
 	}
 }
