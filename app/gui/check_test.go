@@ -224,7 +224,7 @@ func TestSetupTestsWithTheDoctor(t *testing.T) {
 		return checkAccount(ctx, acct, pw, progress, doctor.Run)
 	}
 	u, _ := newUI(t, b, &fakeTray{})
-	w := u.Window()
+	w := opened(u)
 	serial(func() {
 		u.setup.email.SetText(sampleEmail)
 		u.setup.password.SetText(samplePassword)

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/driver/desktop"
+	"fyne.io/systray"
 )
 
 // trayHostPresent: macOS and Windows always have a tray (menu bar extras,
@@ -52,3 +54,24 @@ func panelDark() bool {
 	}
 	return true
 }
+
+// newTray returns fyne's own tray: on macOS and Windows it needs fyne's
+// main loop (and its hidden window costs no GL driver of note).
+func newTray(a fyne.App, _ func(func())) Tray {
+	if d, ok := a.(desktop.App); ok {
+		return desktopTray{d}
+	}
+	return nil
+}
+
+// desktopTray is the tray of a desktop fyne app. Its title is the app's
+// name (fyne sets it from the app's metadata).
+type desktopTray struct{ app desktop.App }
+
+func (t desktopTray) SetIcon(icon fyne.Resource) { t.app.SetSystemTrayIcon(icon) }
+func (t desktopTray) SetMenu(menu *fyne.Menu)    { t.app.SetSystemTrayMenu(menu) }
+func (t desktopTray) SetTooltip(text string)     { systray.SetTooltip(text) }
+
+// restingLoop: fyne's loop never rests on macOS and Windows, where the
+// tray's clicks go through fyne's own queue, which a rest would hold up.
+const restingLoop = false

@@ -115,7 +115,7 @@ func TestStatusShowsNoEchoedPassword(t *testing.T) {
 					t.Fatal("the server never echoed the password: the test tests nothing")
 				}
 				u, _ := newUI(t, b, &fakeTray{})
-				w := u.Window()
+				w := opened(u)
 				waitFor(t, "the error's details", func() bool { return hasText(w, lastErr) })
 				text := windowTexts(w)
 				if leaks := hostile.Leaks(text, email, pw); len(leaks) > 0 {

@@ -15,7 +15,6 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/app"
-	"fyne.io/fyne/v2/driver/desktop"
 
 	"github.com/inboxrelay/inboxrelay/app/autostart"
 	"github.com/inboxrelay/inboxrelay/app/instance"
@@ -100,14 +99,14 @@ func Main(args []string, stderr io.Writer) int {
 	supervised := make(chan struct{})
 	go func() { defer close(supervised); r.Run(rctx) }()
 
+	// fyne's loop rests while nothing happens (rest.go); everything the
+	// app runs on the fyne goroutine goes through rest.Do, which wakes it.
+	rest := newRest()
+	rest.onRest = func() { releaseCaches(a) }
 	// The tray item is always offered: a panel that starts later (or
 	// restarts) picks it up, and watchTrayHost tells the UI.
-	var tray Tray
-	d, isDesktop := a.(desktop.App)
-	if isDesktop {
-		tray = desktopTray{d}
-	}
-	hasTray := isDesktop && trayHostPresent()
+	tray := newTray(a, rest.Do)
+	hasTray := tray != nil && trayHostPresent()
 	if !hasTray {
 		r.Log().Info("no system tray on this desktop (yet); the window is the app")
 	}
@@ -118,6 +117,8 @@ func Main(args []string, stderr io.Writer) int {
 		Autostart: autostart.Entry{ID: AppID, Name: "Inbox Relay", Exec: exe, Args: homeArgs(args)},
 		Metered:   meteredNow,
 		Log:       r.Log(),
+		Do:        rest.Do,
+		Quit:      func() { rest.stop(); a.Quit() },
 		StartDemo: func(dctx context.Context) (Backend, error) {
 			d, err := startDemo(ctx)
 			if err != nil {
@@ -166,7 +167,7 @@ func Main(args []string, stderr io.Writer) int {
 	}
 	ui.SetPanelDark(panelDark())
 	go watchTrayHost(ctx, func(present bool) {
-		fyne.Do(func() {
+		rest.Do(func() {
 			ui.SetTray(present)
 			ui.SetPanelDark(panelDark())
 		})
@@ -178,11 +179,15 @@ func Main(args []string, stderr io.Writer) int {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		if _, ok := <-sig; ok {
-			fyne.Do(a.Quit)
+			rest.stop()
+			rest.Do(a.Quit)
 		}
 	}()
 	defer signal.Stop(sig)
 	ui.Start(ctx)
+	if restingLoop {
+		rest.start(ui.stillness)
+	}
 	r.Log().Info("Inbox Relay app started", "home", home.Dir, "tray", tray != nil)
 	a.Run()
 

@@ -147,6 +147,7 @@ func TestScreens(t *testing.T) {
 					o.SupportBundle = func(string) error { return nil }
 				})
 				serial(func() {
+					u.showWindow() // the status view is built when the window opens
 					if variant == "dark" {
 						u.app.Settings().SetTheme(theme.DarkTheme())
 					} else {

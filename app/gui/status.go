@@ -157,6 +157,15 @@ func newStatusView(u *UI) *statusView {
 	return v
 }
 
+// headline is the window's headline: the verdict, and since when it
+// holds ("All mail relayed · 2 min ago").
+func (m model) headline() string {
+	if m.Since == "" {
+		return m.Headline
+	}
+	return m.Headline + " · " + m.Since
+}
+
 // render shows m; on the fyne goroutine.
 func (v *statusView) render(m model) {
 	dark := darkTheme()
@@ -165,15 +174,11 @@ func (v *statusView) render(m model) {
 		v.icon.Resource = trayIcon(m.Tone.icon(), dark)
 		v.icon.Refresh()
 	}
-	head := m.Headline
-	if m.Since != "" {
-		head += " · " + m.Since
-	}
+	head := m.headline()
 	imp := toneImportance(m.Tone)
 	if v.headline.Text != head || v.headline.Importance != imp {
 		v.headline.Importance = imp
 		v.headline.SetText(head)
-		v.u.log("the window says", "verdict", head)
 	}
 	setText(v.explain, m.Explain)
 	showIf(v.explain, m.Explain != "")

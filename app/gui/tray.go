@@ -4,15 +4,14 @@ import (
 	"slices"
 
 	"fyne.io/fyne/v2"
-	"fyne.io/fyne/v2/driver/desktop"
-	"fyne.io/systray"
 
 	"github.com/inboxrelay/inboxrelay/assets"
 )
 
-// Tray is the system tray entry. The real one is the desktop driver's
-// (desktopTray); tests record what they are given. Methods are called on
-// the fyne goroutine only.
+// Tray is the system tray entry. The real one is newTray's (a
+// StatusNotifierItem of our own on Linux and the BSDs, fyne's elsewhere);
+// tests record what they are given. Methods are called on the fyne
+// goroutine only.
 type Tray interface {
 	// SetIcon shows icon in the tray.
 	SetIcon(icon fyne.Resource)
@@ -22,14 +21,6 @@ type Tray interface {
 	// SetTooltip sets the text shown on hovering the icon.
 	SetTooltip(text string)
 }
-
-// desktopTray is the tray of a desktop fyne app. Its title is the app's
-// name (fyne sets it from the app's metadata).
-type desktopTray struct{ app desktop.App }
-
-func (t desktopTray) SetIcon(icon fyne.Resource) { t.app.SetSystemTrayIcon(icon) }
-func (t desktopTray) SetMenu(menu *fyne.Menu)    { t.app.SetSystemTrayMenu(menu) }
-func (t desktopTray) SetTooltip(text string)     { systray.SetTooltip(text) }
 
 // trayIcon returns the icon resource for a state and panel shade.
 func trayIcon(state string, dark bool) fyne.Resource {

@@ -80,7 +80,9 @@ type UI struct {
 	mode       string // "", "setup" or "status"
 	last       Status
 	model      model
-	view       *statusView
+	view       *statusView // in the window (placed) or not built (nil)
+	placed     bool        // view.content is the window's content
+	said       string      // the status view's verdict last logged
 	settings   fyne.Window
 	setup      *setupView
 	stopTimer  func() // the pending Recheck
@@ -111,14 +113,7 @@ func New(app fyne.App, b Backend, tray Tray, o Options) *UI {
 	u := &UI{app: app, o: o, hasTray: tray != nil, poke: make(chan struct{}, 1), pres: newPresenter()}
 	u.backend.Store(&backendBox{b})
 	u.notes = newNotifier(u.notify)
-	u.win = app.NewWindow("Inbox Relay")
-	u.win.SetIcon(appIcon())
-	u.win.Resize(fyne.NewSize(720, 560))
-	u.win.SetCloseIntercept(u.hideWindow)
-	u.win.Canvas().SetOnTypedKey(u.statusKeys)
-	for _, mod := range []fyne.KeyModifier{fyne.KeyModifierShortcutDefault, fyne.KeyModifierControl} {
-		u.win.Canvas().AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyQ, Modifier: mod}, func(fyne.Shortcut) { u.quit() })
-	}
+	u.win = u.newWindow()
 	// The window's icon follows the app's theme (the tray's follows the
 	// panel).
 	app.Settings().AddListener(func(fyne.Settings) {
@@ -165,8 +160,40 @@ func (u *UI) log(msg string, args ...any) { u.o.Log.Info(msg, args...) }
 // goroutine.
 func (u *UI) logf(what string, err error) { u.o.Log.Warn(what, "err", err) }
 
-// Window is the main window.
+// Window is the main window. Closing it in the status view replaces it
+// with a new one (hideWindow): ask again after that.
 func (u *UI) Window() fyne.Window { return u.win }
+
+// newWindow makes a main window, not shown. A fyne window that was never
+// shown has no OpenGL context and draws nothing.
+func (u *UI) newWindow() fyne.Window {
+	w := u.app.NewWindow("Inbox Relay")
+	w.SetIcon(appIcon())
+	w.Resize(fyne.NewSize(720, 560))
+	w.SetCloseIntercept(u.hideWindow)
+	w.Canvas().SetOnTypedKey(u.statusKeys)
+	for _, mod := range []fyne.KeyModifier{fyne.KeyModifierShortcutDefault, fyne.KeyModifierControl} {
+		w.Canvas().AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyQ, Modifier: mod}, func(fyne.Shortcut) { u.quit() })
+	}
+	return w
+}
+
+// stillness says how still the app's windows are now, for fyne's loop to
+// rest accordingly (rest.go): none shown; only the status window, with no
+// dialog over it (nothing there moves unless the status changes or the
+// user acts); or anything else (a setup page, a dialog, the settings:
+// entries blink, progress bars move), when the loop runs as fyne made it.
+func (u *UI) stillness() stillness {
+	switch {
+	case u.settings != nil:
+		return windowsBusy
+	case !u.visible:
+		return windowsHidden
+	case u.mode != "status" || u.win.Canvas().Overlays().Top() != nil:
+		return windowsBusy
+	}
+	return windowsStill
+}
 
 // Start shows the first status (synchronously, so the tray menu is never
 // empty and never stale: it subscribes before the first read, and before
@@ -260,8 +287,16 @@ func (u *UI) present() {
 	u.model = m
 	u.tray.render(m)
 	u.notes.render(m)
-	if u.view != nil && u.mode == "status" {
-		u.view.render(m)
+	if u.mode == "status" {
+		// Logged here, not by the view: the window, closed, is not built,
+		// and what it would say when opened is still the app's verdict.
+		if head := m.headline(); head != u.said {
+			u.said = head
+			u.log("the window says", "verdict", head)
+		}
+		if u.view != nil {
+			u.view.render(m)
+		}
 	}
 	u.arm(&u.stopTimer, &u.timerAt, m.Recheck, now)
 	var since time.Time
@@ -297,14 +332,23 @@ func (u *UI) arm(stop *func(), pending *time.Time, at, now time.Time) {
 	*stop = u.o.After(max(at.Sub(now), 0), fire)
 }
 
-// showStatus puts the status view in the window, built once.
+// showStatus puts the status view in the window: built once while the
+// window is shown, and not at all while it is not (a window never opened
+// holds no widget and has measured no text, so no font is loaded).
 func (u *UI) showStatus() {
+	if u.mode != "status" {
+		u.mode = "status"
+		u.placed = false
+	}
+	if !u.visible {
+		return
+	}
 	if u.view == nil {
 		u.view = newStatusView(u)
 	}
 	u.view.render(u.model)
-	if u.mode != "status" {
-		u.mode = "status"
+	if !u.placed {
+		u.placed = true
 		u.win.SetContent(u.view.content)
 	}
 }
@@ -313,22 +357,34 @@ func (u *UI) showStatus() {
 func (u *UI) ShowWindow() { u.do(u.showWindow) }
 
 func (u *UI) showWindow() {
-	u.win.Show()
-	u.win.RequestFocus()
 	if !u.visible {
 		u.visible = true
 		if u.started {
 			u.present() // "2 min ago" was not kept current while hidden
+			if u.mode == "status" {
+				u.showStatus() // built now, before the first frame
+			}
 		}
 	}
+	u.win.Show()
+	u.win.RequestFocus()
 }
 
 // hideWindow closes the main window; the app goes on in the tray (or, with
-// no tray, until it is started again or quit).
+// no tray, until it is started again or quit). The status view's window is
+// closed for good, which frees its OpenGL context, textures and widgets;
+// the next showWindow builds a new one. A setup page only hides, so that
+// the wizard keeps what was typed.
 func (u *UI) hideWindow() {
-	u.win.Hide()
 	u.visible = false
 	u.arm(&u.stopSince, &u.sinceAt, time.Time{}, u.o.Now())
+	if u.mode != "status" {
+		u.win.Hide()
+	} else {
+		old := u.win
+		u.win, u.view, u.placed = u.newWindow(), nil, false
+		old.Close()
+	}
 }
 
 // statusKeys is the status window's key handler: Esc closes it.

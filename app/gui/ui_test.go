@@ -59,6 +59,15 @@ func newUI(t *testing.T, b Backend, tray Tray, mod ...func(*Options)) (*UI, *fak
 	return u, clock
 }
 
+// opened opens the main window, as the tray menu's "Open Inbox Relay…"
+// does, and returns it: with a tray, the status window is built only then.
+func opened(u *UI) fyne.Window {
+	serial(u.showWindow)
+	var w fyne.Window
+	serial(func() { w = u.Window() })
+	return w
+}
+
 // find returns the first object under o for which match holds.
 func find[T fyne.CanvasObject](o fyne.CanvasObject, match func(T) bool) (T, bool) {
 	var zero T
@@ -235,7 +244,7 @@ func TestStatusWindowUpdatesInPlace(t *testing.T) {
 	})
 	b := newFake(st)
 	u, _ := newUI(t, b, &fakeTray{})
-	w := u.Window()
+	w := opened(u)
 	var content fyne.CanvasObject
 	var rows *accountRows
 	serial(func() {
@@ -287,6 +296,7 @@ func TestStatusWindowUpdatesInPlace(t *testing.T) {
 func TestHeaderGrowsWithoutOverlap(t *testing.T) {
 	b := newFake(running(engine.UpToDate))
 	u, _ := newUI(t, b, &fakeTray{})
+	opened(u)
 	serial(func() { u.win.Resize(fyne.NewSize(720, 600)) })
 	serial(func() { u.apply(running(engine.NeedsLogin)) })
 	serial(func() {
@@ -304,7 +314,7 @@ func TestHeaderGrowsWithoutOverlap(t *testing.T) {
 func TestCopyDetailsForIT(t *testing.T) {
 	b := newFake(running(engine.Failing, func(a *engine.AccountStatus) { a.LastError = "select INBOX: the server closed the connection" }))
 	u, _ := newUI(t, b, &fakeTray{})
-	w := u.Window()
+	w := opened(u)
 	tap(button(t, w, "Copy details for IT"))
 	var got string
 	serial(func() {
@@ -330,7 +340,7 @@ func TestSetupPairsThenAddsAMailbox(t *testing.T) {
 	b.findReply.SMTP = config.Server{Host: "smtp.acme.com", Port: 587, Security: config.SecurityStartTLS}
 	b.findReply.Source = "DNS SRV"
 	u, _ := newUI(t, b, &fakeTray{})
-	w := u.Window()
+	w := opened(u)
 
 	serial(func() {
 		u.setup.pairURL.SetText("app.example.com/connector")
@@ -404,7 +414,7 @@ func TestSetupClearsWhatIsStale(t *testing.T) {
 	b.findReply = autoconfig.Result{IMAP: config.Server{Host: "imap.gmail.com", Port: 993, Security: config.SecurityTLS},
 		SMTP: config.Server{Host: "smtp.gmail.com", Port: 465, Security: config.SecurityTLS}, Source: "known provider"}
 	u, _ := newUI(t, b, &fakeTray{})
-	w := u.Window()
+	w := opened(u)
 	serial(func() {
 		u.setup.email.SetText("alice@gmail.com")
 		u.setup.password.SetText("pw")
@@ -443,7 +453,7 @@ func TestSetupGuessedNameIsNotASpellingMistake(t *testing.T) {
 		return acct, fmt.Errorf("Incoming mail: Server name: no such host")
 	}
 	u, _ := newUI(t, b, &fakeTray{})
-	w := u.Window()
+	w := opened(u)
 	serial(func() {
 		u.setup.email.SetText("alice@acme.com")
 		u.setup.password.SetText("pw")
@@ -468,7 +478,7 @@ func TestSetupAsksBeforeForeignServers(t *testing.T) {
 	b.findReply = autoconfig.Result{IMAP: config.Server{Host: "imap.evil.example", Port: 993, Security: config.SecurityTLS},
 		SMTP: config.Server{Host: "smtp.evil.example", Port: 465, Security: config.SecurityTLS}, Source: "DNS SRV"}
 	u, _ := newUI(t, b, &fakeTray{})
-	w := u.Window()
+	w := opened(u)
 	serial(func() {
 		u.setup.email.SetText("alice@acme.com")
 		u.setup.password.SetText("pw")
@@ -498,7 +508,7 @@ func TestSetupAsksBeforeTrustingACertificate(t *testing.T) {
 		return fmt.Errorf("IMAP: %w", &trust.UntrustedError{Server: "mail.acme.com:993", Host: "mail.acme.com", Fingerprint: fp, Reason: fmt.Errorf("x509: unknown authority")})
 	}
 	u, _ := newUI(t, b, &fakeTray{})
-	w := u.Window()
+	w := opened(u)
 	serial(func() {
 		u.setup.email.SetText("alice@acme.com")
 		u.setup.password.SetText("pw")
@@ -546,7 +556,7 @@ func TestTrustFixShowsBothFingerprints(t *testing.T) {
 	b := newFake(st)
 	b.certErr = &trust.UntrustedError{Server: "mail.acme.com:993", Host: "mail.acme.com", Fingerprint: fp}
 	u, _ := newUI(t, b, &fakeTray{})
-	w := u.Window()
+	w := opened(u)
 	tap(button(t, w, "Review certificate…"))
 	waitFor(t, "both fingerprints", func() bool { return hasText(w, "CD:02:CD:02") && hasText(w, "EF:03:EF:03") && hasText(w, "changed") })
 	tap(button(t, w, "Copy fingerprint"))
@@ -576,7 +586,7 @@ func TestTrustFixShowsBothFingerprints(t *testing.T) {
 func TestPasswordFix(t *testing.T) {
 	b := newFake(running(engine.NeedsLogin))
 	u, _ := newUI(t, b, &fakeTray{})
-	w := u.Window()
+	w := opened(u)
 	tries := 0
 	b.setPw = func(email, pw string) error {
 		tries++
@@ -609,7 +619,7 @@ func TestPasswordFix(t *testing.T) {
 func TestRemoveAndUnpairAskFirst(t *testing.T) {
 	b := newFake(running(engine.UpToDate))
 	u, _ := newUI(t, b, &fakeTray{})
-	w := u.Window()
+	w := opened(u)
 	tap(button(t, w, "Remove…"))
 	waitFor(t, "the question", func() bool { return hasText(w, "Remove alice@acme.com?") })
 	serial(func() { w.Canvas().Unfocus(); w.Canvas().OnTypedKey()(&fyne.KeyEvent{Name: fyne.KeyReturn}) })
@@ -632,7 +642,7 @@ func TestWithoutTray(t *testing.T) {
 	b := newFake(running(engine.UpToDate))
 	quits := 0
 	u, _ := newUI(t, b, nil, func(o *Options) { o.Quit = func() { quits++ } })
-	w := u.Window()
+	w := opened(u)
 	if !hasText(w, "shows no tray icons") {
 		t.Fatal("no word about the missing tray")
 	}
@@ -699,7 +709,7 @@ func TestRedrawsOnChangeSignals(t *testing.T) {
 	b := newFake(running(engine.UpToDate))
 	tray := &fakeTray{}
 	u, _ := newUI(t, b, tray)
-	w := u.Window()
+	w := opened(u)
 
 	b.set(running(engine.NeedsLogin))
 	waitFor(t, "the signalled change in the tray", func() bool { return tray.labels()[0] == "Action needed: enter the password for alice@acme.com" })
@@ -762,7 +772,7 @@ func TestRejectionsShown(t *testing.T) {
 		a.Rejections = []state.Rejection{{Folder: "inbox", UID: 7, MessageID: "<x@acme.com>", Reason: "message larger than 25 MB"}}
 	}))
 	u, _ := newUI(t, b, &fakeTray{})
-	if w := u.Window(); !hasText(w, "1 message refused by the platform") {
+	if w := opened(u); !hasText(w, "1 message refused by the platform") {
 		t.Fatal("the refusals are not counted")
 	}
 	serial(func() {
