@@ -1,6 +1,12 @@
 // Command inboxrelay relays a mailbox to the customer-success platform from
 // the user's own machine. Without a command it starts the desktop app (the
 // tray app); with one, the command line. See README.md.
+//
+// GOMAXPROCS is set once at start: Go 1.25's runtime otherwise reads the
+// cgroup's CPU quota again every second, a wake-up for each second the
+// app rests, to follow limits that do not change on a desktop.
+//
+//go:debug updatemaxprocs=0
 package main
 
 import (
