@@ -28,8 +28,8 @@ const (
 // runs: every tick polls GLFW for window events and looks at every window
 // for something to redraw, even when all of them are hidden and nothing
 // changed. For an app that spends its day in the tray, that was about 450
-// wake-ups a second and 1.5 % of a core, nearly all it used
-// (measured by app/idlebench). So rest keeps a function of its own on the fyne
+// wake-ups a second and 1.5 % of a core, nearly all it used (measured by
+// app/idlebench). So rest keeps a function of its own on the fyne
 // goroutine that waits, and the loop cannot tick meanwhile:
 //
 //   - With no window shown, it waits for the app's own work for that

@@ -735,7 +735,9 @@ func TestRedrawsOnChangeSignals(t *testing.T) {
 	serial(func() { u.SetBackend(demo, true) })
 	waitFor(t, "the new backend", func() bool { return tray.labels()[0] == "All mail relayed" })
 	demo.set(running(engine.NeedsTrust))
-	waitFor(t, "the new backend's signal", func() bool { return tray.labels()[0] == "Action needed: check the certificate of alice@acme.com's server" })
+	waitFor(t, "the new backend's signal", func() bool {
+		return tray.labels()[0] == "Action needed: check the certificate of alice@acme.com's server"
+	})
 	if !hasText(w, "Action needed: check the certificate") {
 		t.Fatal("the window disagrees with the tray")
 	}
