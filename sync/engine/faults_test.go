@@ -508,3 +508,96 @@ func TestTooBigForTheSpool(t *testing.T) {
 		t.Errorf("Dovecot sent %d bodies, want %d: the big one was downloaded (%d bytes)", n, len(uids), len(big))
 	}
 }
+
+// TestDeletedUndeliverableIsForgotten: a message set aside as
+// undeliverable that the user then deletes from the mailbox is forgotten:
+// status no longer counts it, nothing fails, and the store keeps no record
+// to retry daily. The running engine hears of the deletion while it idles
+// and drops the record at once, not at the next daily retry (IDLE is
+// renewed only every 9 minutes).
+func TestDeletedUndeliverableIsForgotten(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	_, uids := r.fillInbox(5, 1000)
+	r.dovecot.MakeUnreadable(t, r.email, "INBOX", uids[2])
+	e := r.start()
+	waitSnapshot(t, e, "one undeliverable message", func(s Snapshot) bool {
+		return len(s.Accounts) == 1 && s.Accounts[0].Undeliverable == 1 && s.Accounts[0].State == UpToDate
+	})
+	r.waitStored(4, 30*time.Second)
+
+	r.dovecot.Expunge(t, r.email, "INBOX", uids[2])
+	s := waitSnapshot(t, e, "the deleted message forgotten", func(s Snapshot) bool {
+		return s.Accounts[0].Undeliverable == 0 && len(s.Accounts[0].UndeliverableMessages) == 0
+	})
+	a := s.Accounts[0]
+	if a.State != UpToDate || a.Rejected != 0 || a.Relayed != 4 {
+		t.Errorf("after the deletion: state %v, %d rejected, %d relayed; want up to date, 0 and 4", a.State, a.Rejected, a.Relayed)
+	}
+	for _, f := range a.Folders {
+		if f.Error != "" {
+			t.Errorf("folder %s says %q", f.Role, f.Error)
+		}
+	}
+	if u, err := e.o.Store.AccountUndeliverables(r.email); err != nil || len(u) != 0 {
+		t.Fatalf("stored undeliverable %+v, %v; want none", u, err)
+	}
+	r.appendMsg("INBOX", 50, 1000, time.Now())
+	r.waitStored(5, 30*time.Second) // and mail that comes later is relayed
+}
+
+// TestUndeliverableRecordsFollowTheMailbox: the record of an undeliverable
+// message lives as long as the message does under its UIDVALIDITY. When
+// UIDVALIDITY changes, the old record goes and the message, still
+// undeliverable, is recorded once under the new one; when the user deletes
+// it, the daily retry does not ask for it and fails nothing, and the
+// record goes.
+func TestUndeliverableRecordsFollowTheMailbox(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	_, uids := r.fillInbox(5, 1000)
+	bad := uids[3]
+	r.dovecot.MakeUnreadable(t, r.email, "INBOX", bad)
+	day := time.Now()
+	at := func(d time.Duration) func(*Options) {
+		return func(o *Options) { o.Now = func() time.Time { return day.Add(d) } }
+	}
+	records := func() []state.Undeliverable {
+		t.Helper()
+		st, err := state.Open(r.home.StatePath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		u, err := st.AccountUndeliverables(r.email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	if err := r.syncOnce(at(0)); err != nil {
+		t.Fatal(err)
+	}
+	old := r.dovecot.UIDValidity(t, r.email, "INBOX")
+	if u := records(); len(u) != 1 || u[0].UID != bad || u[0].UIDValidity != old {
+		t.Fatalf("undeliverable %+v; want UID %d under UIDVALIDITY %d", u, bad, old)
+	}
+
+	r.dovecot.ResetUIDValidity(t, r.email, "INBOX")
+	if err := r.syncOnce(at(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	now := r.dovecot.UIDValidity(t, r.email, "INBOX")
+	if u := records(); len(u) != 1 || u[0].UID != bad || u[0].UIDValidity != now {
+		t.Fatalf("after the UIDVALIDITY change, undeliverable %+v; want UID %d under %d only", u, bad, now)
+	}
+
+	r.dovecot.Expunge(t, r.email, "INBOX", bad)
+	if err := r.syncOnce(at(26 * time.Hour)); err != nil {
+		t.Fatalf("the daily retry of a deleted message: %v", err)
+	}
+	if u := records(); len(u) != 0 {
+		t.Fatalf("after the message was deleted, undeliverable %+v; want none", u)
+	}
+	if n := len(r.platform.Messages()); n != 4 {
+		t.Fatalf("%d relayed, want the 4 others", n)
+	}
+}

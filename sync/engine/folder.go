@@ -373,6 +373,9 @@ func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Fo
 	if err != nil {
 		return err
 	}
+	if err := f.forgetExpunged(conn, fs, slices.Collect(maps.Keys(undeliverable)), undeliverable); err != nil {
+		return err
+	}
 	f.pruneSuspects(fs.UIDValidity, uids)
 	var pending, alone []uint32
 	for _, u := range uids {
@@ -536,6 +539,15 @@ func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.F
 		return f.fault(ctx, fs, uids, alone, got, err, t, undeliverable)
 	}
 	if alone && len(metas) == 0 {
+		if _, ok := undeliverable[uids[0]]; ok {
+			// Retried, and deleted since the pass began: nothing failed.
+			if err := f.forgetExpunged(conn, fs, uids, undeliverable); err != nil {
+				return err
+			}
+			if _, still := undeliverable[uids[0]]; !still {
+				return nil
+			}
+		}
 		// Asked alone, answered without it: expunged, or the server hides
 		// it. Only a message the search still finds comes back here.
 		return f.fault(ctx, fs, uids, alone, nil, errNotReturned, t, undeliverable)
@@ -712,6 +724,38 @@ func (f *folderSync) setAside(fs *state.Folder, uid uint32, reason string, tries
 	undeliverable[uid] = rec
 	t.finish(uid, nil)
 	f.e.changed()
+	return nil
+}
+
+// forgetExpunged forgets those of uids, recorded undeliverable, that the
+// folder no longer holds (the user deleted them), in the store and in
+// undeliverable: they leave the status and the heartbeat, and are never
+// asked for again. The server's SEARCH says which are gone; a message below
+// the watermark is searched for nowhere else.
+func (f *folderSync) forgetExpunged(conn *imapsync.Conn, fs *state.Folder, uids []uint32, undeliverable map[uint32]state.Undeliverable) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	still, err := conn.Existing(uids)
+	if err != nil {
+		return err
+	}
+	gone := 0
+	for _, u := range uids {
+		if _, found := slices.BinarySearch(still, u); found {
+			continue
+		}
+		if err := f.e.o.Store.DeleteUndeliverable(f.key, fs.UIDValidity, u); err != nil {
+			return err
+		}
+		delete(undeliverable, u)
+		gone++
+		f.e.log.Info("a message that could not be relayed was deleted from the mailbox; it is forgotten",
+			"account", f.acct.Email, "folder", fs.Name, "uid", u)
+	}
+	if gone > 0 {
+		f.e.changed()
+	}
 	return nil
 }
 

@@ -96,7 +96,7 @@ func (e *NetError) Unwrap() error { return e.Err }
 type Conn struct {
 	c       *imapclient.Client
 	server  string
-	changed chan struct{} // signalled (buffer one) when the server reports new messages
+	changed chan struct{} // signalled (buffer one) when the server reports new or expunged messages
 	stop    func() bool
 	// exists counts the open folder's messages: EXAMINE's EXISTS, then the
 	// server's updates. imapclient's Mailbox() is not used for it: it is
@@ -138,6 +138,10 @@ func DialWith(ctx context.Context, acct config.Account, password string, pol *tr
 				}
 			},
 			Expunge: func(uint32) {
+				// A deletion is news too: a message the connector keeps a
+				// record of may have gone (see the engine's undeliverable
+				// messages).
+				defer conn.signal()
 				for {
 					n := conn.exists.Load()
 					if n == 0 || n == unknownCount || conn.exists.CompareAndSwap(n, n-1) {

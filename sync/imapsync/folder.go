@@ -347,9 +347,9 @@ func (c *Conn) Noop() error {
 // monotonic clock): the connection is probably dead, reconnect at once.
 var ErrSlept = errors.New("the computer was asleep")
 
-// Wait blocks until the server reports new messages, wake fires, refresh
-// elapses, or ctx ends. With IDLE (RFC 2177) it idles; without, it polls
-// every poll interval with NOOP. Leaving IDLE must complete within the
+// Wait blocks until the server reports new or expunged messages, wake
+// fires, refresh elapses, or ctx ends. With IDLE (RFC 2177) it idles;
+// without, it polls every poll interval with NOOP. Leaving IDLE must complete within the
 // watchdog time, else the connection is considered dead and an error is
 // returned. It returns ErrSlept after a suspend.
 func (c *Conn) Wait(ctx context.Context, wake <-chan struct{}, refresh, poll, watchdog time.Duration) error {
@@ -472,4 +472,34 @@ func (c *Conn) OldestDate(uids []uint32) (time.Time, error) {
 		}
 	}
 	return oldest, nil
+}
+
+// Existing returns, ascending, those of uids that the open folder still
+// holds, by asking the server (UID SEARCH UID): a message expunged since is
+// not among them. Unlike a FETCH that comes back without a message, the
+// answer is the server's word that the others are gone.
+func (c *Conn) Existing(uids []uint32) ([]uint32, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	crit := &imap.SearchCriteria{UID: []imap.UIDSet{uidSet(uids)}}
+	done := c.await("checking which messages still exist")
+	d, err := c.c.UIDSearch(crit, nil).Wait()
+	done()
+	if err != nil {
+		return nil, c.wrap("checking which messages still exist", err)
+	}
+	asked := map[uint32]bool{}
+	for _, u := range uids {
+		asked[u] = true
+	}
+	var out []uint32
+	for _, u := range d.AllUIDs() {
+		if asked[uint32(u)] { // a server's answer holds only what was asked
+			out = append(out, uint32(u))
+			delete(asked, uint32(u))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
 }

@@ -16,7 +16,8 @@ var bUndeliverable = []byte("undeliverable")
 // connector, after several tries on its own: the server broke the
 // connection or refused each time. It is not relayed, and not counted as
 // a platform rejection; it is tried again now and then (see the engine),
-// and forgotten once relayed, or when its folder's UIDVALIDITY changes.
+// and forgotten once relayed, when it leaves the mailbox, or when its
+// folder's UIDVALIDITY changes.
 type Undeliverable struct {
 	Account     string    `json:"account"`
 	Role        string    `json:"mailbox"` // inbox or sent
@@ -82,6 +83,20 @@ func (s *Store) AccountUndeliverables(account string) ([]Undeliverable, error) {
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Since.Before(out[j].Since) })
 	return out, err
+}
+
+// DeleteUndeliverable forgets that the message with uid under uidvalidity
+// in folder k was undeliverable, as when it was deleted from the mailbox.
+// Nothing is counted: it was neither relayed nor skipped. Forgetting a
+// message that has no record is no error.
+func (s *Store) DeleteUndeliverable(k FolderKey, uidvalidity, uid uint32) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bUndeliverable)
+		if b == nil {
+			return nil
+		}
+		return b.Delete(undeliverableKey(k, uidvalidity, uid))
+	})
 }
 
 // deleteUndeliverables removes folder k's records (every UIDVALIDITY) in tx.

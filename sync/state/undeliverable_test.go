@@ -82,3 +82,33 @@ func TestUndeliverableRecords(t *testing.T) {
 		t.Fatalf("bob's undeliverables after alice was forgotten: %v, want 5", got)
 	}
 }
+
+// TestDeleteUndeliverable: a message deleted from the mailbox leaves its
+// record, and only its own; nothing is counted for it; deleting one that
+// has no record is no error.
+func TestDeleteUndeliverable(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "state.db"))
+	defer s.Close()
+	inbox := FolderKey{Account: "alice@acme.test", Role: "inbox"}
+	if err := s.ResetFolder(inbox, Folder{Name: "INBOX", UIDValidity: 7}); err != nil {
+		t.Fatal(err)
+	}
+	for _, uid := range []uint32{5, 6} {
+		if err := s.PutUndeliverable(inbox, Undeliverable{Account: inbox.Account, Role: inbox.Role, UID: uid, UIDValidity: 7, Reason: "closed", Tries: 3, LastTry: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteUndeliverable(inbox, 7, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteUndeliverable(inbox, 7, 99); err != nil {
+		t.Fatalf("deleting a record that is not there: %v", err)
+	}
+	u, err := s.Undeliverables(inbox, 7)
+	if err != nil || len(u) != 1 || u[6].UID != 6 {
+		t.Fatalf("after UID 5 was deleted: %+v, %v; want only UID 6", u, err)
+	}
+	if c, err := s.Counters(inbox.Account); err != nil || c.Relayed != 0 || c.Skipped != 0 || c.Rejected != 0 {
+		t.Fatalf("counters %+v, %v; want nothing counted", c, err)
+	}
+}

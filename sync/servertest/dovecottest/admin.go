@@ -146,6 +146,38 @@ func (s *Server) Append(t testing.TB, email, folder string, msg []byte, date tim
 	return uint32(data.UID)
 }
 
+// Expunge deletes the message with that UID from the user's folder as a
+// mail client does, over its own short session: it flags the message
+// \Deleted and expunges it alone (UID EXPUNGE, RFC 4315). The user's other
+// sessions hear of it as any client's deletion (EXPUNGE while they idle).
+// It fails the test when the folder holds no such message.
+func (s *Server) Expunge(t testing.TB, email, folder string, uid uint32) {
+	t.Helper()
+	c, err := s.login(email, s.password(t, email), nil)
+	if err != nil {
+		t.Fatalf("dovecottest: expunge: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Select(folder, nil).Wait(); err != nil {
+		t.Fatalf("dovecottest: expunge: select %q: %v", folder, err)
+	}
+	set := imap.UIDSetNum(imap.UID(uid))
+	store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
+	if err := c.Store(set, store, nil).Close(); err != nil {
+		t.Fatalf("dovecottest: expunge: flag UID %d of %q deleted: %v", uid, folder, err)
+	}
+	gone, err := c.UIDExpunge(set).Collect()
+	if err != nil {
+		t.Fatalf("dovecottest: expunge UID %d of %q: %v", uid, folder, err)
+	}
+	if len(gone) != 1 {
+		t.Fatalf("dovecottest: expunge UID %d of %q: %d messages expunged, want 1", uid, folder, len(gone))
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Fatalf("dovecottest: logout after expunge: %v", err)
+	}
+}
+
 // CreateFolder creates and subscribes a folder for the user. folder is the
 // full name as a client sees it, namespace prefix included ("INBOX.Archive"
 // with Options.Namespace "INBOX."). specialUse, such as `\Archive`, may be
