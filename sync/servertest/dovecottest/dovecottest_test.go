@@ -45,8 +45,8 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	alice    = "alice@example.com"
-	alicePW  = "correct horse: battery \"staple\""
+	alice   = "alice@example.com"
+	alicePW = "correct horse: battery \"staple\""
 	// eventual bounds the wait for something Dovecot must do: a hang
 	// guard, never reached by a slow machine.
 	eventual = 2 * time.Minute
