@@ -62,8 +62,14 @@ func (p *platform) refusedBy(c *relay.Client) {
 // answered records how a call with c ended, other than a refusal: nil (or
 // any answer the platform gave, such as a rejection) shows the token is
 // accepted, which ends a refusal; a temporary error is kept for the status.
+// A call that failed on this computer (*relay.LocalError) got no answer:
+// it changes nothing.
 func (p *platform) answered(c *relay.Client, err error) {
 	var te *relay.TemporaryError
+	var le *relay.LocalError
+	if errors.As(err, &le) {
+		return
+	}
 	if errors.Is(err, relay.ErrUnauthorized) {
 		p.refusedBy(c)
 		return

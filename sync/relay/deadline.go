@@ -97,15 +97,32 @@ func (w *watchdog) stop() {
 func fired(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errSilent) }
 
 // sending is a request body that kicks the watchdog as the transport takes
-// it, and allows the answer its wait once it is all sent.
+// it, and allows the answer its wait once it is all sent. err keeps the
+// body's own failure (not io.EOF): the request then failed on this
+// computer.
 type sending struct {
-	r io.Reader
-	w *watchdog
+	r   io.Reader
+	w   *watchdog
+	mu  sync.Mutex
+	err error
+}
+
+// failed returns the body's own failure, if it had one. The transport may
+// still be reading the body when Do returns: safe for concurrent use.
+func (s *sending) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 func (s *sending) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	s.w.sent += int64(n)
+	if err != nil && err != io.EOF {
+		s.mu.Lock()
+		s.err = err
+		s.mu.Unlock()
+	}
 	if err == io.EOF {
 		buffered := time.Duration(min(s.w.sent, inFlight)) * time.Second / drainRate
 		s.w.kick(s.w.silence + buffered + s.w.wait)

@@ -3,8 +3,9 @@
 // heartbeats and the outbox.
 //
 // Every call is outbound HTTPS. Errors are classified for the caller:
-// *RejectedError (never retry), ErrUnauthorized (pair again) and
-// *TemporaryError (retry later).
+// *RejectedError (never retry), ErrUnauthorized (pair again),
+// *TemporaryError (retry later) and *LocalError (failed on this computer,
+// without an answer from the platform).
 package relay
 
 import (
@@ -82,6 +83,23 @@ func (e *TemporaryError) Error() string {
 	}
 	return fmt.Sprintf("cannot reach the platform (%v); will retry", e.Err)
 }
+
+// LocalError is a request that failed on this computer, not at the
+// platform: the message could not be read (before sending, or part way),
+// or the request could not be built. The platform gave no answer, so it
+// says nothing of the platform nor of the device token; the request may be
+// tried again.
+type LocalError struct {
+	Err error
+}
+
+// Error says the request failed on this computer, and why.
+func (e *LocalError) Error() string {
+	return fmt.Sprintf("the request to the platform failed on this computer: %v", e.Err)
+}
+
+// Unwrap returns the local failure.
+func (e *LocalError) Unwrap() error { return e.Err }
 
 // RedirectError is a 3xx answer. The relay API defines no redirect and the
 // connector follows none: not to http://, not to another host, not even
@@ -312,7 +330,7 @@ type Message struct {
 func (c *Client) Upload(ctx context.Context, m Message) error {
 	body, err := m.Open()
 	if err != nil {
-		return err
+		return &LocalError{Err: fmt.Errorf("open the message: %w", err)}
 	}
 	defer body.Close()
 	// Keys in canonical form, set directly: no per-request canonicalising.
@@ -446,13 +464,15 @@ func parseSettings(r io.Reader) (*Settings, error) {
 func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Reader, size int64, h http.Header, auth bool) (*http.Response, error) {
 	parent := ctx
 	ctx, wd := c.watch(ctx, c.base+path, body != nil && size > 0)
+	var out *sending
 	if body != nil && size > 0 {
-		body = &sending{r: body, w: wd}
+		out = &sending{r: body, w: wd}
+		body = out
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		wd.stop()
-		return nil, err
+		return nil, &LocalError{Err: err}
 	}
 	for k, v := range h {
 		req.Header[k] = v
@@ -475,6 +495,8 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Rea
 			return nil, parent.Err()
 		case silent:
 			return nil, &TemporaryError{Err: &SilenceError{After: c.silence}}
+		case out != nil && out.failed() != nil:
+			return nil, &LocalError{Err: fmt.Errorf("read the request's body: %w", out.failed())}
 		}
 		if s := err.Error(); strings.Contains(s, "response headers exceeded") || strings.Contains(s, "COMPRESSION_ERROR") {
 			// HTTP/1.1 and HTTP/2 say it their own way.
