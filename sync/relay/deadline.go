@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -58,15 +56,11 @@ type watchdog struct {
 	done  bool
 }
 
-// watch returns ctx with a watchdog for one request to rawURL.
-func (c *Client) watch(ctx context.Context, rawURL string, hasBody bool) (context.Context, *watchdog) {
+// watch returns ctx with a watchdog for one request, whose answer the
+// platform may hold back for wait (a long poll's; 0 for any other).
+func (c *Client) watch(ctx context.Context, wait time.Duration, hasBody bool) (context.Context, *watchdog) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	w := &watchdog{silence: c.silence, cancel: cancel}
-	if u, err := url.Parse(rawURL); err == nil {
-		if s, err := strconv.Atoi(u.Query().Get("wait")); err == nil && s > 0 {
-			w.wait = time.Duration(s) * time.Second
-		}
-	}
+	w := &watchdog{silence: c.silence, wait: max(wait, 0), cancel: cancel}
 	first := w.silence
 	if !hasBody {
 		first += w.wait // the answer is all there is to wait for

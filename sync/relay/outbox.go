@@ -83,7 +83,7 @@ func (c *Client) Outbox(ctx context.Context, o OutboxOptions) ([]OutboxItem, err
 		o.MaxTotal = 4 * o.MaxMessage
 	}
 	secs := max(0, min(int(o.Wait/time.Second), 60))
-	resp, err := c.do(ctx, "GET", "/v1/outbox?wait="+strconv.Itoa(secs), "application/json", nil, 0, nil, true)
+	resp, err := c.doWait(ctx, time.Duration(secs)*time.Second, "GET", "/v1/outbox?wait="+strconv.Itoa(secs), "application/json", nil, 0, nil, true)
 	if err != nil {
 		return nil, err
 	}

@@ -462,8 +462,14 @@ func parseSettings(r io.Reader) (*Settings, error) {
 // do sends one request under a watchdog (deadline.go): the answer's body
 // must be closed, which ends the watch.
 func (c *Client) do(ctx context.Context, method, path, ctype string, body io.Reader, size int64, h http.Header, auth bool) (*http.Response, error) {
+	return c.doWait(ctx, 0, method, path, ctype, body, size, h, auth)
+}
+
+// doWait is do for a long poll, whose answer the platform may hold back
+// for wait on top of the silence.
+func (c *Client) doWait(ctx context.Context, wait time.Duration, method, path, ctype string, body io.Reader, size int64, h http.Header, auth bool) (*http.Response, error) {
 	parent := ctx
-	ctx, wd := c.watch(ctx, c.base+path, body != nil && size > 0)
+	ctx, wd := c.watch(ctx, wait, body != nil && size > 0)
 	var out *sending
 	if body != nil && size > 0 {
 		out = &sending{r: body, w: wd}
