@@ -293,9 +293,13 @@ func (c *Conn) FetchBodies(uids []uint32, sp *spool.Spool, fn func(uid uint32, b
 				}
 				// Read the literal whole before the next item: go-imap
 				// discards what is left unread.
-				b, err := sp.Read(it.Literal)
+				lit := &literal{LiteralReader: it.Literal}
+				b, err := sp.Read(lit)
 				if err != nil {
 					ferr = err
+					if lit.cut {
+						c.awaitReaderEnd()
+					}
 					continue
 				}
 				body = b
@@ -327,6 +331,39 @@ func (c *Conn) FetchBodies(uids []uint32, sp *spool.Spool, fn func(uid uint32, b
 		}
 	}
 	return ferr
+}
+
+// literal is a body literal being read; cut tells that it failed before
+// its announced end (the connection failed inside it).
+type literal struct {
+	imap.LiteralReader
+	n   int64
+	cut bool
+}
+
+func (l *literal) Read(p []byte) (int, error) {
+	n, err := l.LiteralReader.Read(p)
+	l.n += int64(n)
+	if err != nil && l.n < l.Size() {
+		l.cut = true
+	}
+	return n, err
+}
+
+// awaitReaderEnd waits, after a literal failed part way, until go-imap's
+// reader goroutine has stopped. As soon as a literal fails, that goroutine
+// reads on from the same buffer; the next Next or Close, discarding the
+// rest of the literal, would read it at the same time (a data race). The
+// failure was the connection's, so the reader fails too and stops; should
+// it not within the silence, the connection is closed.
+func (c *Conn) awaitReaderEnd() {
+	t := time.NewTimer(c.watch.silence)
+	defer t.Stop()
+	select {
+	case <-c.c.Closed():
+	case <-t.C:
+		c.c.Close()
+	}
 }
 
 func uidSet(uids []uint32) imap.UIDSet {
