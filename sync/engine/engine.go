@@ -71,6 +71,12 @@ type Options struct {
 	// waits for it (greeting, login, a command's answer, the next bytes of
 	// a message) before the connection is dropped and rebuilt; 60 s.
 	Silence time.Duration
+	// Ahead bounds the bytes of message bodies fetched and not yet
+	// uploaded, in memory or in spool files, all folders together; 16 MiB.
+	// The folders fetch the next messages while earlier ones upload, up to
+	// this much; a message bigger than that is fetched once nothing else
+	// is held.
+	Ahead int64
 	// RetryUndeliverable is how often a message the server could not
 	// deliver is tried again (SyncNow tries at once); 24 h.
 	RetryUndeliverable time.Duration
@@ -85,6 +91,8 @@ type Engine struct {
 	log   *slog.Logger
 	spool *spool.Spool
 	jobs  chan *job
+	// ahead bounds the bodies fetched and not yet uploaded (ahead.go).
+	ahead *bodyBudget
 
 	platform *platform // the one owner of the platform's state
 
@@ -122,6 +130,9 @@ func New(o Options) (*Engine, error) {
 	if o.Workers <= 0 {
 		o.Workers = 32
 	}
+	if o.Ahead <= 0 {
+		o.Ahead = aheadBytes
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -153,6 +164,7 @@ func New(o Options) (*Engine, error) {
 		log:      o.Log,
 		spool:    &spool.Spool{Dir: o.Home.SpoolDir()},
 		jobs:     make(chan *job),
+		ahead:    newBodyBudget(o.Ahead),
 		resumed:  make(chan struct{}),
 		cancels:  map[*folderSync]context.CancelFunc{},
 		obErr:    map[string]string{},

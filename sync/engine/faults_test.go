@@ -266,10 +266,11 @@ func TestFrozenServerMidBackfill(t *testing.T) {
 	r := newRig(t, dovecottest.Options{})
 	all, _ := r.fillInbox(300, 5_000)
 	// The platform holds the uploads back, so the backfill is surely under
-	// way (every worker busy, the folder waiting to hand over more) when
-	// the server freezes.
+	// way (every worker busy, the folder waiting for room in a small body
+	// budget to fetch more) when the server freezes.
 	r.platform.FailNext(1_000_000, 503, 0)
 	e := r.start(func(o *Options) {
+		o.Ahead = 64 << 10 // a few dozen of the 300 messages: the rest must be fetched after the freeze
 		o.Silence = time.Second
 		o.Backoff.Base, o.Backoff.Max = time.Second, 2*time.Second // the error stays in status half a second at least
 	})
@@ -321,17 +322,15 @@ func TestFrozenServerMidBackfill(t *testing.T) {
 }
 
 // TestBigMessagesCountTowardGroups: messages over the in-memory threshold
-// (1 MiB, spooled to disk) count toward a fetch group's bytes like the
-// others, so a batch of big messages is not all downloaded before the
-// first upload. With the platform holding the uploads back, what waits on
-// disk is the bodies the workers hold plus one group, not the batch.
+// (1 MiB, spooled to disk) count toward the body budget (Options.Ahead)
+// like the others, so a batch of big messages is not all downloaded before
+// the first upload. With the platform holding the uploads back, what waits
+// on disk is at most the budget, whatever the workers hold.
 func TestBigMessagesCountTowardGroups(t *testing.T) {
 	r := newRig(t, dovecottest.Options{})
 	const n, size = 20, 1_500_000
 	r.fillInbox(n, size)
 	r.platform.FailNext(1_000_000, 503, time.Hour) // every worker sleeps on its first message
-	// Few workers, whatever the default: with as many workers as messages
-	// every body would be on disk anyway, and the bound could not fail.
 	e := r.start(func(o *Options) { o.Workers = 2 })
 	deadline := time.Now().Add(time.Minute)
 	for r.platform.Uploads() < e.o.Workers {
@@ -341,8 +340,38 @@ func TestBigMessagesCountTowardGroups(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	files, _ := filepath.Glob(filepath.Join(r.home.SpoolDir(), "msg-*"))
-	if most := e.o.Workers + groupBytes/size + 1; len(files) > most {
-		t.Fatalf("%d bodies of %d bytes on disk with %d uploads under way: want at most %d (one group besides)", len(files), size, e.o.Workers, most)
+	if most := int(e.o.Ahead / size); len(files) > most {
+		t.Fatalf("%d bodies of %d bytes on disk with %d uploads under way: want at most %d (the body budget, %d bytes)", len(files), size, e.o.Workers, most, e.o.Ahead)
+	}
+}
+
+// TestFetchesAheadOfUploads: while the uploads wait for the platform, the
+// folder goes on fetching the next groups, up to the body budget, instead
+// of waiting for a worker to take each message of the group it holds.
+// With uploads held back, 12 messages of 1.1 MB (two groups, both within
+// the budget) all come to the spool.
+func TestFetchesAheadOfUploads(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	const n, size = 12, 1_100_000
+	r.fillInbox(n, size)
+	r.platform.FailNext(1_000_000, 503, time.Hour) // every worker sleeps on its first message
+	e := r.start(func(o *Options) { o.Workers = 2 })
+	if n*size > e.o.Ahead || n*size <= groupBytes {
+		t.Fatalf("%d bytes of mail: want more than one group (%d) and less than the budget (%d)", n*size, groupBytes, e.o.Ahead)
+	}
+	deadline := time.Now().Add(time.Minute) // a hang guard
+	for {
+		files, _ := filepath.Glob(filepath.Join(r.home.SpoolDir(), "msg-*"))
+		if len(files) == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the %d bodies fetched while %d uploads wait: the folder stopped fetching until a worker was free", len(files), n, e.o.Workers)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := len(r.platform.Messages()); got != 0 {
+		t.Fatalf("the platform holds %d messages: the uploads were not held back", got)
 	}
 }
 

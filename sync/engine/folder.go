@@ -418,17 +418,22 @@ func (f *folderSync) pass(ctx context.Context, conn *imapsync.Conn, fs *state.Fo
 		t.finish(uid, err)
 		f.update(func() { f.backlog = t.remaining() })
 	}
+	// The feeder hands the bodies to the uploads while the walk fetches the
+	// next ones; the body budget, taken before each fetch, bounds how far
+	// the walk runs ahead.
+	fd := f.e.newFeeder(ctx, t)
 	var walkErr error
 	for start := 0; start < len(pending) && walkErr == nil; start += batchSize {
 		end := min(start+batchSize, len(pending))
-		walkErr = f.batch(ctx, conn, fs, pending[start:end], false, onDone, t, undeliverable)
+		walkErr = f.batch(ctx, conn, fs, pending[start:end], false, onDone, t, fd, undeliverable)
 	}
 	for _, u := range alone {
 		if walkErr != nil {
 			break
 		}
-		walkErr = f.batch(ctx, conn, fs, []uint32{u}, true, onDone, t, undeliverable)
+		walkErr = f.batch(ctx, conn, fs, []uint32{u}, true, onDone, t, fd, undeliverable)
 	}
+	fd.close()
 	t.wg.Wait()
 	if walkErr == nil {
 		walkErr = t.firstErr()
@@ -524,10 +529,11 @@ func (f *folderSync) notePendingSince(conn *imapsync.Conn, fs *state.Folder, pen
 }
 
 // batch relays pending UIDs: their facts first (to apply relay_domains
-// without downloading), then their bodies, in size-bounded groups, handed
-// to the upload workers. A fetch that fails part way still relays what
-// came whole; the message it was reading becomes a suspect (see fault).
-func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.Folder, uids []uint32, alone bool, onDone func(uint32, error), t *tracker, undeliverable map[uint32]state.Undeliverable) error {
+// without downloading), then their bodies, in size-bounded groups, queued
+// on fd for the upload workers. A fetch that fails part way still relays
+// what came whole; the message it was reading becomes a suspect (see
+// fault).
+func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.Folder, uids []uint32, alone bool, onDone func(uint32, error), t *tracker, fd *feeder, undeliverable map[uint32]state.Undeliverable) error {
 	metas, err := conn.FetchMeta(uids)
 	if err != nil {
 		// The facts that came are of no use without the connection: the
@@ -558,7 +564,7 @@ func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.F
 		if len(group) == 0 {
 			return nil
 		}
-		err := f.relayGroup(ctx, conn, fs, group, alone, onDone, t, undeliverable)
+		err := f.relayGroup(ctx, conn, fs, group, alone, onDone, t, fd, undeliverable)
 		group, size = nil, 0
 		return err
 	}
@@ -588,54 +594,63 @@ func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.F
 	return flush()
 }
 
-// relayGroup downloads a group's bodies and queues their uploads, also
-// when the download failed part way.
-func (f *folderSync) relayGroup(ctx context.Context, conn *imapsync.Conn, fs *state.Folder, group []imapsync.Meta, alone bool, onDone func(uint32, error), t *tracker, undeliverable map[uint32]state.Undeliverable) error {
+// relayGroup takes the group's announced size from the body budget (waiting
+// while the bodies already fetched hold too much), downloads the bodies and
+// queues their uploads on fd as each one comes, also when the download
+// failed part way.
+func (f *folderSync) relayGroup(ctx context.Context, conn *imapsync.Conn, fs *state.Folder, group []imapsync.Meta, alone bool, onDone func(uint32, error), t *tracker, fd *feeder, undeliverable map[uint32]state.Undeliverable) error {
 	byUID := map[uint32]imapsync.Meta{}
 	uids := make([]uint32, len(group))
+	var announced int64
 	for i, m := range group {
+		m.Size = max(m.Size, 0)
 		byUID[m.UID] = m
 		uids[i] = m.UID
+		announced += m.Size
 	}
-	var jobs []*job
+	if err := f.e.ahead.acquire(ctx, announced); err != nil {
+		return err
+	}
+	var jobs []*job // in a rescan: asked of the platform first
 	got := map[uint32]bool{}
 	ferr := conn.FetchBodies(uids, f.e.spool, func(uid uint32, b *spool.Body) error {
 		m, ok := byUID[uid]
-		if !ok {
+		if !ok || got[uid] {
 			return b.Remove()
 		}
 		got[uid] = true
-		jobs = append(jobs, &job{
-			key: f.key, uidvalidity: fs.UIDValidity, messageID: m.MessageID, body: b, addrs: m.Addresses,
+		// The budget holds what came, not what was announced.
+		f.e.ahead.take(b.Size - m.Size)
+		j := &job{
+			key: f.key, uidvalidity: fs.UIDValidity, messageID: m.MessageID, body: b, addrs: m.Addresses, held: b.Size,
 			msg: relay.Message{
 				Account: f.acct.Email, Mailbox: f.role, Folder: fs.Name, UID: uid, UIDValidity: fs.UIDValidity,
 				InternalDate: m.InternalDate, Flags: m.Flags, Key: b.Key, Size: b.Size, Open: b.Open,
 			},
 			done: func(err error) { onDone(uid, err) },
-		})
+		}
+		if fs.Rescan {
+			jobs = append(jobs, j)
+		} else {
+			fd.push(j)
+		}
 		return nil
 	})
-	if fs.Rescan && len(jobs) > 0 {
+	for _, m := range byUID {
+		if !got[m.UID] {
+			f.e.ahead.release(m.Size)
+		}
+	}
+	if len(jobs) > 0 {
 		var err error
 		if jobs, err = f.skipKnown(ctx, jobs); err != nil {
 			for _, j := range jobs {
-				j.body.Remove()
+				f.e.discard(j)
 			}
 			return err
 		}
-	}
-	for i, j := range jobs {
-		t.wg.Add(1)
-		inner := j.done
-		j.done = func(err error) { inner(err); t.wg.Done() }
-		select {
-		case f.e.jobs <- j:
-		case <-ctx.Done():
-			t.wg.Done() // jobs[i] was counted, never handed over; the rest were not counted
-			for _, rest := range jobs[i:] {
-				rest.body.Remove()
-			}
-			return ctx.Err()
+		for _, j := range jobs {
+			fd.push(j)
 		}
 	}
 	if ferr != nil {
@@ -819,7 +834,7 @@ func (f *folderSync) skipKnown(ctx context.Context, jobs []*job) ([]*job, error)
 			continue
 		}
 		err := f.e.o.Store.MarkDone(j.key, j.uidvalidity, j.msg.UID, state.Relayed, nil)
-		j.body.Remove()
+		f.e.discard(j)
 		j.done(err)
 	}
 	return rest, nil

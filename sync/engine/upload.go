@@ -19,6 +19,9 @@ type job struct {
 	body        *spool.Body
 	addrs       []string // From, To, Cc, Bcc: relay_domains is applied again right before the upload
 	msg         relay.Message
+	// held is what the body holds of the engine's body budget (ahead.go),
+	// given back when the body is freed.
+	held int64
 	// done is called once: nil when the outcome is recorded (relayed or
 	// rejected), else why the message is still pending.
 	done func(error)
@@ -31,10 +34,18 @@ func (e *Engine) worker(ctx context.Context) {
 			return
 		case j := <-e.jobs:
 			err := e.upload(ctx, j)
-			j.body.Remove()
+			e.discard(j)
 			j.done(err)
 		}
 	}
+}
+
+// discard frees j's body and gives its bytes back to the body budget.
+// Safe to call twice.
+func (e *Engine) discard(j *job) {
+	j.body.Remove()
+	e.ahead.release(j.held)
+	j.held = 0
 }
 
 // upload relays one message until the platform gives a final answer.
