@@ -54,7 +54,7 @@ type Options struct {
 	// nothing is left pending.
 	Once bool
 
-	Workers        int           // concurrent uploads; 32
+	Workers        int           // concurrent uploads; 64
 	IdleRefresh    time.Duration // how long one IDLE lasts before it is renewed; 9 min
 	PollInterval   time.Duration // polling period on servers without IDLE; 1 min
 	Watchdog       time.Duration // how long a server may take to end IDLE; 30 s
@@ -128,7 +128,7 @@ func New(o Options) (*Engine, error) {
 		return nil, ErrNotPaired
 	}
 	if o.Workers <= 0 {
-		o.Workers = 32
+		o.Workers = 64
 	}
 	if o.Ahead <= 0 {
 		o.Ahead = aheadBytes
