@@ -534,7 +534,16 @@ func (f *folderSync) notePendingSince(conn *imapsync.Conn, fs *state.Folder, pen
 // what came whole; the message it was reading becomes a suspect (see
 // fault).
 func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.Folder, uids []uint32, alone bool, onDone func(uint32, error), t *tracker, fd *feeder, undeliverable map[uint32]state.Undeliverable) error {
-	metas, err := conn.FetchMeta(uids)
+	domains := f.e.relayDomains()
+	fetch := conn.FetchMeta
+	if len(domains) == 0 {
+		// No address decides anything before the download: the envelope,
+		// most of the cost of the facts, is left out. Should relay_domains
+		// come before the upload, the upload sends the message back to be
+		// fetched again, with it.
+		fetch = conn.FetchFacts
+	}
+	metas, err := fetch(uids)
 	if err != nil {
 		// The facts that came are of no use without the connection: the
 		// next session fetches them again (they are small).
@@ -569,7 +578,7 @@ func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.F
 		return err
 	}
 	for _, m := range metas {
-		if !inDomains(m.Addresses, f.e.relayDomains()) {
+		if !inDomains(m.Addresses, domains) {
 			if err := f.e.o.Store.MarkDone(f.key, fs.UIDValidity, m.UID, state.Skipped, nil); err != nil {
 				return err
 			}
@@ -622,7 +631,7 @@ func (f *folderSync) relayGroup(ctx context.Context, conn *imapsync.Conn, fs *st
 		// The budget holds what came, not what was announced.
 		f.e.ahead.take(b.Size - m.Size)
 		j := &job{
-			key: f.key, uidvalidity: fs.UIDValidity, messageID: m.MessageID, body: b, addrs: m.Addresses, held: b.Size,
+			key: f.key, uidvalidity: fs.UIDValidity, messageID: m.MessageID, body: b, addrs: m.Addresses, envelope: m.Envelope, held: b.Size,
 			msg: relay.Message{
 				Account: f.acct.Email, Mailbox: f.role, Folder: fs.Name, UID: uid, UIDValidity: fs.UIDValidity,
 				InternalDate: m.InternalDate, Flags: m.Flags, Key: b.Key, Size: b.Size, Open: b.Open,

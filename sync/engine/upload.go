@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
+	"net/textproto"
+	"strings"
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/sync/backoff"
@@ -18,7 +22,10 @@ type job struct {
 	messageID   string
 	body        *spool.Body
 	addrs       []string // From, To, Cc, Bcc: relay_domains is applied again right before the upload
-	msg         relay.Message
+	// envelope tells whether addrs and messageID were fetched; they were
+	// not when relay_domains was not set at the fetch.
+	envelope bool
+	msg      relay.Message
 	// held is what the body holds of the engine's body budget (ahead.go),
 	// given back when the body is freed.
 	held int64
@@ -62,7 +69,14 @@ func (e *Engine) upload(ctx context.Context, j *job) error {
 		if err := e.waitPlatform(ctx); err != nil {
 			return err
 		}
-		if !inDomains(j.addrs, e.relayDomains()) {
+		domains := e.relayDomains()
+		if len(domains) > 0 && !j.envelope {
+			// relay_domains came since the message was fetched without its
+			// addresses: it stays pending, and the next pass fetches it
+			// again with them.
+			return errLookAgain
+		}
+		if !inDomains(j.addrs, domains) {
 			// relay_domains changed since the message was fetched: the
 			// setting applies to every message that has not left yet.
 			return e.o.Store.MarkDone(j.key, j.uidvalidity, j.msg.UID, state.Skipped, nil)
@@ -82,7 +96,7 @@ func (e *Engine) upload(ctx context.Context, j *job) error {
 				"account", j.msg.Account, "folder", j.msg.Folder, "uid", j.msg.UID, "status", rej.Status, "reason", rej.Reason)
 			return e.o.Store.MarkDone(j.key, j.uidvalidity, j.msg.UID, state.Rejected, &state.Rejection{
 				Account: j.msg.Account, Role: j.msg.Mailbox, Folder: j.msg.Folder, UID: j.msg.UID,
-				Key: j.msg.Key, MessageID: j.messageID, Reason: rej.Error(),
+				Key: j.msg.Key, MessageID: j.messageIDOf(), Reason: rej.Error(),
 			})
 		case errors.Is(err, relay.ErrUnauthorized):
 			continue // waitPlatform parks it if the current token was refused
@@ -101,4 +115,21 @@ func (e *Engine) upload(ctx context.Context, j *job) error {
 			return err
 		}
 	}
+}
+
+// messageIDOf returns the message's Message-ID as the envelope gives it
+// (without angle brackets), read from the body's header when the envelope
+// was not fetched; "" when there is none.
+func (j *job) messageIDOf() string {
+	if j.envelope {
+		return j.messageID
+	}
+	rc, err := j.body.Open()
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	h, _ := textproto.NewReader(bufio.NewReader(io.LimitReader(rc, maxHeader))).ReadMIMEHeader()
+	id := strings.TrimSpace(h.Get("Message-Id"))
+	return strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
 }

@@ -193,8 +193,59 @@ type Meta struct {
 	InternalDate time.Time
 	Flags        []string
 	Size         int64
-	MessageID    string
-	Addresses    []string // From, To, Cc and Bcc, lowercased
+	// Envelope tells whether MessageID and Addresses were fetched
+	// (FetchMeta), or left empty (FetchFacts).
+	Envelope  bool
+	MessageID string
+	Addresses []string // From, To, Cc and Bcc, lowercased
+}
+
+// FetchFacts is FetchMeta without the envelope: UID, flags, INTERNALDATE
+// and size, all a message needs before its body when no address has to be
+// known first. Parsing the envelope (and building it, on the server's side)
+// is most of a FETCH of facts. MessageID and Addresses stay empty.
+func (c *Conn) FetchFacts(uids []uint32) ([]Meta, error) {
+	defer c.await("reading the facts of messages")()
+	cmd := c.c.Fetch(uidSet(uids), &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
+	out := make([]Meta, 0, len(uids))
+	got := map[uint32]bool{}
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		var meta Meta
+		sized := false
+		for {
+			item := msg.Next()
+			if item == nil {
+				break
+			}
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				meta.UID = uint32(it.UID)
+			case imapclient.FetchItemDataFlags:
+				for _, f := range it.Flags {
+					meta.Flags = append(meta.Flags, string(f))
+				}
+			case imapclient.FetchItemDataInternalDate:
+				meta.InternalDate = it.Time
+			case imapclient.FetchItemDataRFC822Size:
+				meta.Size, sized = it.Size, true
+			}
+		}
+		// A response cut short (a server that sends what it has, then BYE)
+		// lacks an item: not whole, so not returned.
+		if meta.UID == 0 || meta.InternalDate.IsZero() || !sized {
+			continue
+		}
+		out = append(out, meta)
+		got[meta.UID] = true
+	}
+	if err := cmd.Close(); err != nil {
+		return out, c.wrap(inFlight("reading the facts of message", uids, got), err)
+	}
+	return out, nil
 }
 
 // FetchMeta returns the metadata of the UIDs that still exist. When the
@@ -224,7 +275,7 @@ func (c *Conn) FetchMeta(uids []uint32) ([]Meta, error) {
 		if m.UID == 0 || m.Envelope == nil || m.InternalDate.IsZero() {
 			continue
 		}
-		meta := Meta{UID: uint32(m.UID), InternalDate: m.InternalDate, Size: m.RFC822Size}
+		meta := Meta{UID: uint32(m.UID), InternalDate: m.InternalDate, Size: m.RFC822Size, Envelope: true}
 		for _, f := range m.Flags {
 			meta.Flags = append(meta.Flags, string(f))
 		}
