@@ -22,7 +22,7 @@ DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool 
 	dante-server libglib2.0-bin gsettings-desktop-schemas \
 	gcc-mingw-w64-x86-64 desktop-file-utils
 
-.PHONY: all build run test fuzz fuzz-run bench bench-idle bench-micro deps-run deps-test deps-bench install-libs vet clean package build-windows
+.PHONY: all build build-race build-nfpm run test fuzz fuzz-run bench bench-idle bench-micro deps-run deps-test deps-bench install-libs vet clean package build-windows
 
 all: build
 
@@ -75,11 +75,15 @@ run: deps-run build
 vet:
 	$(GO) vet ./...
 
-# `build` first: app/cli's, app/e2e's and assets/packaging's tests build the
-# binary themselves, and on a fresh machine each would compile GLFW and GL
-# (over 3 minutes of C each here) at the same time; built once before, they
-# find it in Go's build cache.
-test: deps-test vet build build-windows
+# Everything the tests compile slowly is built first, side by side: the app
+# (app/cli's, app/e2e's and assets/packaging's tests build it again and find
+# it in Go's build cache), the same packages under -race (what `go test
+# -race` links), the Windows binary, and nfpm (what `make package` runs).
+# On a fresh machine the first three each spend minutes in cgo and gcc on
+# GLFW and OpenGL, one core each: side by side, both cores work.
+test: deps-test
+	$(MAKE) --no-print-directory -j4 build build-race build-windows build-nfpm
+	$(MAKE) --no-print-directory vet
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz-run FUZZTIME=$(FUZZTIME_SHORT)
 
@@ -146,6 +150,14 @@ bench-micro: deps-test
 build-windows:
 	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc $(GO) build -o bin/inboxrelay.exe .
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build $$($(GO) list ./sync/... ./keychain/... ./app/cli/ ./app/autostart/ | grep -v /servertest/)
+
+# The packages under -race, as `go test -race ./...` links them.
+build-race:
+	$(GO) build -race ./...
+
+# nfpm, compiled once into Go's build cache (`go run` keeps what it built).
+build-nfpm:
+	$(GO) run $(NFPM) --version >/dev/null
 
 # Packages: a .deb (nfpm) and a tarball of the same tree in $(DIST), with
 # the binary, the .desktop file, the icon, the systemd user unit (not
