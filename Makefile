@@ -20,9 +20,11 @@ UNPACKED  := cyrus-common cyrus-imapd courier-imap courier-base courier-authlib 
 DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool imagemagick haskell-gtk-sni-tray-utils \
 	sasl2-bin perl util-linux mount \
 	dante-server libglib2.0-bin gsettings-desktop-schemas \
-	gcc-mingw-w64-x86-64 desktop-file-utils
+	desktop-file-utils
+# The Windows cross-build's compiler (CI's .ci/run builds it after make test).
+DEPS_WINDOWS := gcc-mingw-w64-x86-64
 
-.PHONY: all build build-race build-nfpm run test fuzz fuzz-run bench bench-idle bench-micro deps-run deps-test deps-bench install-libs vet clean package build-windows
+.PHONY: all build build-race build-nfpm run test fuzz fuzz-run bench bench-idle bench-micro deps-run deps-test deps-bench deps-windows install-libs vet clean package build-windows
 
 all: build
 
@@ -78,11 +80,11 @@ vet:
 # Everything the tests compile slowly is built first, side by side: the app
 # (app/cli's, app/e2e's and assets/packaging's tests build it again and find
 # it in Go's build cache), the same packages under -race (what `go test
-# -race` links), the Windows binary, and nfpm (what `make package` runs).
-# On a fresh machine the first three each spend minutes in cgo and gcc on
-# GLFW and OpenGL, one core each: side by side, both cores work.
+# -race` links), and nfpm (what `make package` runs). On a fresh machine
+# the first two each spend minutes in cgo and gcc on GLFW and OpenGL, one
+# core each: side by side, both cores work.
 test: deps-test
-	$(MAKE) --no-print-directory -j4 build build-race build-windows build-nfpm
+	$(MAKE) --no-print-directory -j3 build build-race build-nfpm
 	$(MAKE) --no-print-directory vet
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz-run FUZZTIME=$(FUZZTIME_SHORT)
@@ -142,12 +144,16 @@ bench-idle: deps-test build
 bench-micro: deps-test
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $$($(GO) list ./... | grep -v -e /servertest/bench -e /app/idlebench)
 
-# The Windows binary, cross-compiled with Debian's mingw-w64 (installed by
-# deps-test), so that a change that breaks Windows fails here. The engine
-# and the command line are compiled for macOS too (the window needs Apple's
-# SDK: README.md, "Building for Windows and macOS"); the test servers are
-# Linux-only.
-build-windows:
+# The Windows binary, cross-compiled with Debian's mingw-w64, so that a
+# change that breaks Windows fails CI: .ci/run runs this after `make test`
+# (it compiles GLFW's and OpenGL's C once more, minutes on a fresh
+# machine). The engine and the command line are compiled for macOS too (the
+# window needs Apple's SDK: README.md, "Building for Windows and macOS");
+# the test servers are Linux-only.
+deps-windows:
+	$(call install-missing,$(DEPS_WINDOWS))
+
+build-windows: deps-windows
 	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc $(GO) build -o bin/inboxrelay.exe .
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build $$($(GO) list ./sync/... ./keychain/... ./app/cli/ ./app/autostart/ | grep -v /servertest/)
 
