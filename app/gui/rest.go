@@ -1,6 +1,7 @@
 package gui
 
 import (
+	"log/slog"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -170,12 +171,18 @@ func (r *rest) hold() {
 // parsed fonts (painter's cache, cleared when the settings are applied
 // again) and the theme's rendered icons; then the freed memory, Go's and
 // the C heap's, goes back to the OS at once rather than over minutes (or
-// never). Call it on the fyne goroutine, with no window shown.
-func releaseCaches(a fyne.App) {
+// never), and the pages of the GL driver's code, which stays loaded, leave
+// the process's resident memory until a window needs them again
+// (dropDriverPages; atStart is mappedFiles before the first window). It
+// logs what it dropped ("closed windows released") once done. Call it on
+// the fyne goroutine, with no window shown.
+func releaseCaches(a fyne.App, atStart map[string]bool, log *slog.Logger) {
 	s := a.Settings()
 	s.SetTheme(s.Theme())
 	go func() {
 		debug.FreeOSMemory()
 		trimCHeap()
+		dropped := dropDriverPages(atStart)
+		log.Info("closed windows released", "driver_pages_kib", dropped>>10)
 	}()
 }

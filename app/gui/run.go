@@ -102,7 +102,8 @@ func Main(args []string, stderr io.Writer) int {
 	// fyne's loop rests while nothing happens (rest.go); everything the
 	// app runs on the fyne goroutine goes through rest.Do, which wakes it.
 	rest := newRest()
-	rest.onRest = func() { releaseCaches(a) }
+	atStart := mappedFiles() // before any window loads the GL driver
+	rest.onRest = func() { releaseCaches(a, atStart, r.Log()) }
 	// The tray item is always offered: a panel that starts later (or
 	// restarts) picks it up, and watchTrayHost tells the UI.
 	tray := newTray(a, rest.Do)
