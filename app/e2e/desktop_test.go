@@ -163,6 +163,12 @@ func (l appLog) last() string {
 
 func (l appLog) has(s string) bool { return fileHas(l.path, s) }
 
+// count returns how many times s occurs in the log.
+func (l appLog) count(s string) int {
+	b, _ := os.ReadFile(l.path)
+	return strings.Count(string(b), s)
+}
+
 // headline is the verdict without the window's "· 2 min ago".
 func headline(v string) string {
 	h, _, _ := strings.Cut(v, " · ")
@@ -331,9 +337,13 @@ func TestDesktopApp(t *testing.T) {
 	agree("resumed", is("All mail relayed"))
 
 	// 3. Wrong password: one notification; clicking it opens the window.
+	// Closed, the window lets go of what it held, GL driver pages too;
+	// opened again, it draws.
 	d.window()
+	released := log.count("closed windows released")
 	d.key("Escape") // the window closes; the tray stays
 	eventually(t, d, "Esc to close the window", 10*time.Second, func() bool { return !d.visible() })
+	eventually(t, d, "the closed window's memory released", 30*time.Second, func() bool { return log.count("closed windows released") > released })
 	dove.SetPassword(t, email, "second-Passw0rd")
 	dove.KickUser(t, email)
 	agree("the password refused", is("Action needed: enter the password for "+email))
@@ -343,7 +353,8 @@ func TestDesktopApp(t *testing.T) {
 	}
 	notes.click(t, 1)
 	eventually(t, d, "the click to open the window", 10*time.Second, d.visible)
-	d.window()
+	reopened := d.window()
+	eventually(t, d, "the window opened again to draw", 10*time.Second, func() bool { return d.drawn(reopened) })
 	time.Sleep(1500 * time.Millisecond)
 	d.screenshot("4-needs-password")
 	// The fix, from the keyboard: the window's first button is "Enter

@@ -6,6 +6,9 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -158,6 +161,36 @@ func (d *desk) screenshot(name string) string {
 	d.run("import", "-window", "root", p)
 	d.t.Logf("screenshot: %s", p)
 	return p
+}
+
+// drawn says whether the window id shows something drawn: text and
+// widgets, in many colours, where a window that was never painted has one
+// (or a few).
+func (d *desk) drawn(id string) bool {
+	d.t.Helper()
+	cmd := exec.Command("import", "-window", id, "png:-")
+	cmd.Env = append(os.Environ(), "DISPLAY="+d.display)
+	out, err := cmd.Output()
+	if err != nil {
+		return false // the window may be on its way still
+	}
+	img, err := png.Decode(bytes.NewReader(out))
+	if err != nil {
+		d.t.Fatalf("the window's image: %v", err)
+	}
+	return colours(img) > 16
+}
+
+// colours counts the distinct colours of img.
+func colours(img image.Image) int {
+	seen := map[color.RGBA64]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			seen[color.RGBA64Model.Convert(img.At(x, y)).(color.RGBA64)] = true
+		}
+	}
+	return len(seen)
 }
 
 // eventually polls cond every 200 ms until it holds or the time is up.
