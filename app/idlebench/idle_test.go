@@ -30,7 +30,7 @@ var (
 	messages   = flag.Int("idle.messages", 20, "messages in the mailbox, relayed before the measures")
 	profileDir = flag.String("idle.profile", "", "directory for the app's profiles (INBOXRELAY_PROFILE): CPU of the whole run, heap and runtime metrics at its end")
 	binFlag    = flag.String("idle.bin", "", "the inboxrelay binary to measure; empty: build one")
-	smapsTop   = flag.Int("idle.smaps", 0, "print this many of the largest mappings (by resident size) after each phase")
+	smapsTop   = flag.Int("idle.smaps", 0, "print this many of the largest mappings (by resident size, with their anonymous part) after each phase")
 )
 
 // appBinary is the inboxrelay binary measured: -idle.bin, or one TestMain
@@ -267,14 +267,16 @@ func readStatus(path string) map[string]uint64 {
 }
 
 // topMappings lists pid's n largest mappings by resident size, grouped by
-// what they map (a file, [heap], [stack], or anonymous).
+// what they map (a file, [heap], [stack], or anonymous), with how much of
+// that is the process's own (smaps' Anonymous: heap, or a library's
+// relocated data) rather than the file's pages.
 func topMappings(pid, n int) string {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
 		return err.Error() + "\n"
 	}
 	defer f.Close()
-	rss := map[string]uint64{}
+	rss, anon := map[string]uint64{}, map[string]uint64{}
 	cur := ""
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -287,9 +289,13 @@ func topMappings(pid, n int) string {
 			}
 			continue
 		}
-		if len(fs) >= 2 && fs[0] == "Rss:" {
+		if len(fs) >= 2 && (fs[0] == "Rss:" || fs[0] == "Anonymous:") {
 			kb, _ := strconv.ParseUint(fs[1], 10, 64)
-			rss[cur] += kb * 1024
+			if fs[0] == "Rss:" {
+				rss[cur] += kb * 1024
+			} else {
+				anon[cur] += kb * 1024
+			}
 		}
 	}
 	names := make([]string, 0, len(rss))
@@ -298,11 +304,12 @@ func topMappings(pid, n int) string {
 	}
 	sort.Slice(names, func(i, j int) bool { return rss[names[i]] > rss[names[j]] })
 	var out strings.Builder
+	fmt.Fprintf(&out, "  %8s  %8s\n", "RSS MiB", "anon")
 	for i, k := range names {
 		if i == n {
 			break
 		}
-		fmt.Fprintf(&out, "  %8.1f MiB  %s\n", mib(rss[k]), k)
+		fmt.Fprintf(&out, "  %8.1f  %8.1f  %s\n", mib(rss[k]), mib(anon[k]), k)
 	}
 	return out.String()
 }
