@@ -539,3 +539,18 @@ func TestProxyLoginWithDirectMail(t *testing.T) {
 		t.Fatalf("proxy login stored it for another proxy than the platform's %s: %s", p.Addr, r.stdout)
 	}
 }
+
+// IT reads the effective settings where no keychain runs (a shell over
+// ssh): the platform's proxy is shown without asking the keychain for its
+// login, which the report would not show anyway.
+func TestPolicyReportWithoutKeychain(t *testing.T) {
+	w := newWorld(t, dovecottest.Options{})
+	path := filepath.Join(t.TempDir(), "policy.toml")
+	os.WriteFile(path, []byte("[platform]\nurl = \"https://app.example.com/connector\"\nproxy = \"http://proxy.corp.example:3128\"\n"), 0o644)
+	t.Setenv(policy.EnvPath, path)
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "no-bus"))
+	r := w.run("", "policy")
+	if r.code != 0 || !strings.Contains(r.stdout, "http://proxy.corp.example:3128") {
+		t.Fatalf("policy without a keychain: exit %d\nstdout %s\nstderr %s\nwant the report with the policy's proxy", r.code, r.stdout, r.stderr)
+	}
+}

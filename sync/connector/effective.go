@@ -88,7 +88,9 @@ func Effective(ctx context.Context, home config.Home, it *policy.Policy, platfor
 	}
 	proxy := Entry{Key: "platform.proxy", Value: "direct connection", Source: settings.SourceDefault.String(), Locked: it.Locks(policy.LockPlatform)}
 	if cfg.Platform.URL != "" {
-		choice, err := PlatformProxy(ctx, home, cfg, it)
+		// The report shows the proxy without its login, so the keychain is
+		// not asked: IT can read the report where no keychain runs.
+		choice, err := platformRoute(ctx, netdial.Setting{Value: cfg.Platform.Proxy, Source: proxySource(cfg, it)}, cfg.Platform.URL)
 		if err != nil {
 			return Report{}, err
 		}

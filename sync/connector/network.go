@@ -109,11 +109,7 @@ func PlatformProxy(ctx context.Context, home config.Home, cfg *config.Config, po
 }
 
 func platformChoice(ctx context.Context, kc *keychain.Store, s netdial.Setting, platformURL string) (netdial.Choice, error) {
-	target, err := url.Parse(platformURL)
-	if err != nil || target.Host == "" {
-		return netdial.Choice{}, fmt.Errorf("platform URL %q must be an https:// URL", platformURL)
-	}
-	c, err := netdial.PlatformProxy(ctx, s, target, nil)
+	c, err := platformRoute(ctx, s, platformURL)
 	if err != nil {
 		return c, err
 	}
@@ -121,6 +117,16 @@ func platformChoice(ctx context.Context, kc *keychain.Store, s netdial.Setting, 
 		return c, err
 	}
 	return c, nil
+}
+
+// platformRoute chooses the proxy for platformURL from setting s, the
+// environment and the system's settings, without its login.
+func platformRoute(ctx context.Context, s netdial.Setting, platformURL string) (netdial.Choice, error) {
+	target, err := url.Parse(platformURL)
+	if err != nil || target.Host == "" {
+		return netdial.Choice{}, fmt.Errorf("platform URL %q must be an https:// URL", platformURL)
+	}
+	return netdial.PlatformProxy(ctx, s, target, nil)
 }
 
 // via is what relay.Options.Proxy takes for a choice.
