@@ -5,13 +5,8 @@ package gui
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
-
-	"fyne.io/fyne/v2"
-	"fyne.io/fyne/v2/test"
-	"fyne.io/fyne/v2/widget"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
 	"github.com/inboxrelay/inboxrelay/keychain/keyringtest"
@@ -21,35 +16,6 @@ import (
 	"github.com/inboxrelay/inboxrelay/sync/servertest/testrig"
 	"github.com/inboxrelay/inboxrelay/sync/trust"
 )
-
-// windowTexts returns every text of the window, its dialogs and the
-// contents of its accordions (opened first).
-func windowTexts(w fyne.Window) string {
-	var b strings.Builder
-	serial(func() {
-		for _, o := range append([]fyne.CanvasObject{w.Content()}, w.Canvas().Overlays().List()...) {
-			for _, obj := range test.LaidOutObjects(o) {
-				if a, ok := obj.(*widget.Accordion); ok {
-					a.OpenAll()
-				}
-			}
-			for _, obj := range test.LaidOutObjects(o) {
-				switch v := obj.(type) {
-				case *widget.Label:
-					fmt.Fprintln(&b, v.Text)
-				case *widget.RichText:
-					fmt.Fprintln(&b, v.String())
-				case *widget.Entry:
-					if v.Password {
-						continue // the password field holds the password, hidden
-					}
-					fmt.Fprintln(&b, v.Text)
-				}
-			}
-		}
-	})
-	return b.String()
-}
 
 // TestStatusShowsNoEchoedPassword: the engine runs an account whose IMAP
 // server echoes the password; the status window (with "Details for IT"

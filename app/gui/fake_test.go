@@ -3,6 +3,7 @@ package gui
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -381,4 +382,33 @@ func (c *fakeClock) advance(d time.Duration) {
 		c.mu.Unlock()
 		next.f()
 	}
+}
+
+// windowTexts returns every text of the window, its dialogs and the
+// contents of its accordions (opened first).
+func windowTexts(w fyne.Window) string {
+	var b strings.Builder
+	serial(func() {
+		for _, o := range append([]fyne.CanvasObject{w.Content()}, w.Canvas().Overlays().List()...) {
+			for _, obj := range test.LaidOutObjects(o) {
+				if a, ok := obj.(*widget.Accordion); ok {
+					a.OpenAll()
+				}
+			}
+			for _, obj := range test.LaidOutObjects(o) {
+				switch v := obj.(type) {
+				case *widget.Label:
+					fmt.Fprintln(&b, v.Text)
+				case *widget.RichText:
+					fmt.Fprintln(&b, v.String())
+				case *widget.Entry:
+					if v.Password {
+						continue // the password field holds the password, hidden
+					}
+					fmt.Fprintln(&b, v.Text)
+				}
+			}
+		}
+	})
+	return b.String()
 }
