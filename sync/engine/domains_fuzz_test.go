@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/inboxrelay/inboxrelay/sync/imapsync"
 )
 
 // corporaAddresses returns up to n addresses from the From, To and Cc of
@@ -51,33 +53,45 @@ func corporaAddresses(n int) []string {
 // FuzzInDomains: relay_domains lets a message out when one of its
 // addresses is in a listed domain or below it, and never because a domain
 // merely ends like a listed one ("evilacme.com" is not "acme.com"),
-// whatever the addresses (from the server's ENVELOPE) and the domains
-// (from the platform).
+// whatever the addresses (from the server's ENVELOPE, kept as their
+// domains by imapsync.AddressDomain) and the domains (from the platform).
 func FuzzInDomains(f *testing.F) {
 	f.Add("alice@acme.com", "acme.com")
 	f.Add("bob@mail.EU.Acme.com.", ".ACME.com.")
 	f.Add("mallory@evilacme.com", "acme.com")
 	f.Add("x@", "")
 	f.Add(`"odd@local"@acme.com`, "acme.com")
+	f.Add("x@"+strings.Repeat("long.", 80)+"acme.com", "acme.com")
 	for _, a := range corporaAddresses(60) {
 		if at := strings.LastIndexByte(a, '@'); at >= 0 {
 			f.Add(a, a[at+1:])
 			f.Add(a, "example.com")
 		}
 	}
+	// domainsOf is what FetchMeta keeps of an address mailbox@host.
+	domainsOf := func(addr string) []string {
+		at := strings.LastIndexByte(addr, '@')
+		if at < 0 {
+			return nil
+		}
+		if d := imapsync.AddressDomain(addr[:at], addr[at+1:]); d != "" {
+			return []string{d}
+		}
+		return nil
+	}
 	f.Fuzz(func(t *testing.T, addr, domain string) {
-		if !inDomains([]string{addr}, nil) {
+		if !inDomains(domainsOf(addr), nil) {
 			t.Fatal("no relay_domains must let everything out")
 		}
 		d := strings.ToLower(strings.TrimPrefix(strings.TrimSuffix(domain, "."), "."))
-		if d == "" {
-			return // the settings refuse an empty domain before it gets here
+		if d == "" || len(d) > 253 {
+			return // the settings refuse an empty domain, or one longer than DNS allows, before it gets here
 		}
-		got := inDomains([]string{addr}, []string{domain})
+		got := inDomains(domainsOf(addr), []string{domain})
 		at := strings.LastIndexByte(addr, '@')
-		if at < 0 {
+		if at <= 0 || at == len(addr)-1 {
 			if got {
-				t.Fatalf("%q has no domain and passed %q", addr, domain)
+				t.Fatalf("%q has no mailbox or no domain and passed %q", addr, domain)
 			}
 			return
 		}
@@ -86,7 +100,7 @@ func FuzzInDomains(f *testing.F) {
 		if got != want {
 			t.Fatalf("inDomains(%q, %q) = %v, want %v", addr, domain, got, want)
 		}
-		if got && !inDomains([]string{"someone@sub." + host}, []string{domain}) {
+		if got && !inDomains(domainsOf("someone@sub."+addr[at+1:]), []string{domain}) {
 			t.Fatalf("a subdomain of %q did not pass %q", host, domain)
 		}
 	})

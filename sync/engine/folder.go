@@ -534,8 +534,12 @@ func (f *folderSync) notePendingSince(conn *imapsync.Conn, fs *state.Folder, pen
 // what came whole; the message it was reading becomes a suspect (see
 // fault).
 func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.Folder, uids []uint32, alone bool, onDone func(uint32, error), t *tracker, fd *feeder, undeliverable map[uint32]state.Undeliverable) error {
+	// One reading of relay_domains for the facts and the filter: a message
+	// with more domains than are kept keeps one of these if it has any.
 	domains := f.e.relayDomains()
-	fetch := conn.FetchMeta
+	fetch := func(uids []uint32) ([]imapsync.Meta, error) {
+		return conn.FetchMeta(uids, func(d string) bool { return domainIn(d, domains) })
+	}
 	if len(domains) == 0 {
 		// No address decides anything before the download: the envelope,
 		// most of the cost of the facts, is left out. Should relay_domains
@@ -578,7 +582,7 @@ func (f *folderSync) batch(ctx context.Context, conn *imapsync.Conn, fs *state.F
 		return err
 	}
 	for _, m := range metas {
-		if !inDomains(m.Addresses, domains) {
+		if !inDomains(m.Domains, domains) {
 			if err := f.e.o.Store.MarkDone(f.key, fs.UIDValidity, m.UID, state.Skipped, nil); err != nil {
 				return err
 			}
@@ -631,7 +635,8 @@ func (f *folderSync) relayGroup(ctx context.Context, conn *imapsync.Conn, fs *st
 		// The budget holds what came, not what was announced.
 		f.e.ahead.take(b.Size - m.Size)
 		j := &job{
-			key: f.key, uidvalidity: fs.UIDValidity, messageID: m.MessageID, body: b, addrs: m.Addresses, envelope: m.Envelope, held: b.Size,
+			key: f.key, uidvalidity: fs.UIDValidity, messageID: m.MessageID, body: b, envelope: m.Envelope, held: b.Size,
+			domains: m.Domains, domainsCut: m.DomainsCut,
 			msg: relay.Message{
 				Account: f.acct.Email, Mailbox: f.role, Folder: fs.Name, UID: uid, UIDValidity: fs.UIDValidity,
 				InternalDate: m.InternalDate, Flags: m.Flags, Key: b.Key, Size: b.Size, Open: b.Open,
@@ -849,24 +854,29 @@ func (f *folderSync) skipKnown(ctx context.Context, jobs []*job) ([]*job, error)
 	return rest, nil
 }
 
-// inDomains reports whether a message with these addresses may leave the
-// machine under relay_domains: always when domains is empty, else when any
-// address is in one of the domains or their subdomains.
-func inDomains(addrs, domains []string) bool {
-	if len(domains) == 0 {
+// inDomains reports whether a message whose addresses are in these
+// domains (as imapsync.AddressDomain gives them) may leave the machine
+// under relay_domains: always when relay is empty, else when any of them
+// is one of relay's domains or below one.
+func inDomains(have, relay []string) bool {
+	if len(relay) == 0 {
 		return true
 	}
-	for _, a := range addrs {
-		at := strings.LastIndexByte(a, '@')
-		if at < 0 {
-			continue
+	for _, h := range have {
+		if domainIn(h, relay) {
+			return true
 		}
-		host := strings.ToLower(strings.TrimSuffix(a[at+1:], "."))
-		for _, d := range domains {
-			d = strings.ToLower(strings.TrimPrefix(strings.TrimSuffix(d, "."), "."))
-			if host == d || strings.HasSuffix(host, "."+d) {
-				return true
-			}
+	}
+	return false
+}
+
+// domainIn reports whether domain h (lowercased, see
+// imapsync.AddressDomain) is one of relay's domains or below one.
+func domainIn(h string, relay []string) bool {
+	for _, d := range relay {
+		d = strings.ToLower(strings.TrimPrefix(strings.TrimSuffix(d, "."), "."))
+		if h == d || strings.HasSuffix(h, "."+d) {
+			return true
 		}
 	}
 	return false

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/inboxrelay/inboxrelay/keychain"
+	"github.com/inboxrelay/inboxrelay/sync/imapsync"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/dovecottest"
 	"github.com/inboxrelay/inboxrelay/sync/servertest/refplatform"
 )
@@ -275,4 +276,70 @@ func TestSetTokenRaces(t *testing.T) {
 	wg.Wait()
 	r.appendMsg("INBOX", 1, 1000, time.Now())
 	r.waitStored(1, 20*time.Second)
+}
+
+// crowdedMessage is a message to n recipients each in a domain of its own
+// (more than imapsync keeps of one message), then to one address in each
+// of last.
+func crowdedMessage(i, n int, last []string, date time.Time) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: Someone <someone%d@elsewhere.test>\r\nTo: ", i)
+	for d := 0; d < n; d++ {
+		fmt.Fprintf(&b, "u%d@d%d.crowd.test,\r\n ", d, d)
+	}
+	for j, domain := range last {
+		if j > 0 {
+			b.WriteString(",\r\n ")
+		}
+		fmt.Fprintf(&b, "boss%d@%s", j, domain)
+	}
+	fmt.Fprintf(&b, "\r\nSubject: crowd %d\r\nDate: %s\r\nMessage-ID: <crowd-%d@elsewhere.test>\r\n\r\nHello %d\r\n", i, date.Format(time.RFC1123Z), i, i)
+	return []byte(b.String())
+}
+
+// TestRelayDomainsCrowdedMessages: relay_domains holds for messages with
+// more domains than the connector keeps of one message: one whose only
+// address in corp.example comes last is relayed, one with none is not.
+func TestRelayDomainsCrowdedMessages(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	r.platform.SetSettings(refplatform.Settings{RelayDomains: []string{"corp.example"}})
+	now := time.Now()
+	inside := crowdedMessage(1, imapsync.MaxDomains+50, []string{"sales.corp.example"}, now)
+	outside := crowdedMessage(2, imapsync.MaxDomains+50, []string{"elsewhere.test"}, now)
+	r.dovecot.Append(t, r.email, "INBOX", inside, now)
+	r.dovecot.Append(t, r.email, "INBOX", outside, now)
+	if err := r.syncOnce(); err != nil {
+		t.Fatal(err)
+	}
+	r.checkStored(map[string][]byte{keyOf(inside): inside}, map[string]string{keyOf(inside): "inbox"})
+}
+
+// TestRelayDomainsChangeWhileCrowdedMessageWaits: relay_domains changes
+// from a.example to b.example while a message with more domains than the
+// connector keeps (among them one in each, last) waits for the platform.
+// The domain kept for the old setting says nothing of the new one: the
+// message is looked at again, not skipped, and relayed.
+func TestRelayDomainsChangeWhileCrowdedMessageWaits(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	r.platform.SetSettings(refplatform.Settings{RelayDomains: []string{"a.example"}})
+	now := time.Now()
+	msg := crowdedMessage(1, imapsync.MaxDomains+50, []string{"a.example", "b.example"}, now)
+	r.dovecot.Append(t, r.email, "INBOX", msg, now)
+	r.platform.FailNext(1_000_000, 503, 0)
+	r.start(func(o *Options) { o.HeartbeatEvery = 50 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := r.platform.Wait(ctx, func() bool { return r.platform.Uploads() >= 1 }); err != nil {
+		t.Fatalf("no upload tried: %v", err)
+	}
+	r.platform.SetSettings(refplatform.Settings{RelayDomains: []string{"b.example"}})
+	// The answer to the second heartbeat from now was read before the
+	// third was sent.
+	seen := len(r.platform.Heartbeats())
+	if err := r.platform.Wait(ctx, func() bool { return len(r.platform.Heartbeats()) >= seen+3 }); err != nil {
+		t.Fatal(err)
+	}
+	r.platform.FailNext(0, 503, 0)
+	r.waitStored(1, 30*time.Second)
+	r.checkStored(map[string][]byte{keyOf(msg): msg}, map[string]string{keyOf(msg): "inbox"})
 }

@@ -21,8 +21,11 @@ type job struct {
 	uidvalidity uint32
 	messageID   string
 	body        *spool.Body
-	addrs       []string // From, To, Cc, Bcc: relay_domains is applied again right before the upload
-	// envelope tells whether addrs and messageID were fetched; they were
+	// domains of From, To, Cc and Bcc (imapsync.Meta.Domains): relay_domains
+	// is applied again right before the upload. domainsCut: not all of them.
+	domains    []string
+	domainsCut bool
+	// envelope tells whether domains and messageID were fetched; they were
 	// not when relay_domains was not set at the fetch.
 	envelope bool
 	msg      relay.Message
@@ -76,9 +79,15 @@ func (e *Engine) upload(ctx context.Context, j *job) error {
 			// again with them.
 			return errLookAgain
 		}
-		if !inDomains(j.addrs, domains) {
+		if !inDomains(j.domains, domains) {
 			// relay_domains changed since the message was fetched: the
 			// setting applies to every message that has not left yet.
+			if j.domainsCut {
+				// Its domains were too many to keep them all: whether it
+				// has one in the new domains is not known here. It is
+				// neither relayed nor skipped, but fetched again.
+				return errLookAgain
+			}
 			return e.o.Store.MarkDone(j.key, j.uidvalidity, j.msg.UID, state.Skipped, nil)
 		}
 		pc := e.platform.Load()

@@ -193,17 +193,24 @@ type Meta struct {
 	InternalDate time.Time
 	Flags        []string
 	Size         int64
-	// Envelope tells whether MessageID and Addresses were fetched
+	// Envelope tells whether MessageID and Domains were fetched
 	// (FetchMeta), or left empty (FetchFacts).
 	Envelope  bool
 	MessageID string
-	Addresses []string // From, To, Cc and Bcc, lowercased
+	// Domains are the distinct domains of the From, To, Cc and Bcc
+	// addresses (see AddressDomain): the first MaxDomains of them, and the
+	// first one FetchMeta's want accepted if none of those was.
+	Domains []string
+	// DomainsCut says some domains were left out of Domains. Whether an
+	// address is in a domain that want accepts is known all the same;
+	// for any other question, the message must be looked at again.
+	DomainsCut bool
 }
 
 // FetchFacts is FetchMeta without the envelope: UID, flags, INTERNALDATE
 // and size, all a message needs before its body when no address has to be
 // known first. Parsing the envelope (and building it, on the server's side)
-// is most of a FETCH of facts. MessageID and Addresses stay empty.
+// is most of a FETCH of facts. MessageID and Domains stay empty.
 func (c *Conn) FetchFacts(uids []uint32) ([]Meta, error) {
 	defer c.await("reading the facts of messages")()
 	cmd := c.c.Fetch(uidSet(uids), &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true})
@@ -248,11 +255,43 @@ func (c *Conn) FetchFacts(uids []uint32) ([]Meta, error) {
 	return out, nil
 }
 
-// FetchMeta returns the metadata of the UIDs that still exist. When the
-// fetch fails part way, it returns the messages whose facts came whole
-// along with the error: a server that breaks on one message still gives
-// the ones before it.
-func (c *Conn) FetchMeta(uids []uint32) ([]Meta, error) {
+// MaxDomains bounds the domains FetchMeta keeps of one message. Legitimate
+// mail rarely has more than a few; a hostile server may send a FETCH line
+// of 4 MiB (MaxLongLine) that holds some 200 000 addresses, kept for a
+// whole batch of messages.
+const MaxDomains = 256
+
+// maxDomainBytes bounds how much of a domain is kept: a domain name has at
+// most 253 characters (RFC 1035 2.3.4), and of a longer one the end is all
+// that can match one (as itself or a subdomain).
+const maxDomainBytes = 256
+
+// AddressDomain returns the domain of an address as FetchMeta keeps it:
+// the part after the last '@' of mailbox@host, lowercased, without a
+// trailing dot, and of its last 256 bytes at most; "" when the address
+// has no mailbox or no host (a group marker).
+func AddressDomain(mailbox, host string) string {
+	if mailbox == "" || host == "" {
+		return ""
+	}
+	d := host
+	if at := strings.LastIndexByte(d, '@'); at >= 0 {
+		d = d[at+1:]
+	}
+	d = strings.TrimSuffix(strings.ToLower(d), ".")
+	if len(d) > maxDomainBytes {
+		d = d[len(d)-maxDomainBytes:]
+	}
+	return d
+}
+
+// FetchMeta returns the metadata of the UIDs that still exist. want, which
+// may be nil, names the domains that matter (relay_domains): each message
+// keeps one of them in Domains if it has any, however many domains it
+// has. When the fetch fails part way, it returns the messages whose facts
+// came whole along with the error: a server that breaks on one message
+// still gives the ones before it.
+func (c *Conn) FetchMeta(uids []uint32, want func(domain string) bool) ([]Meta, error) {
 	defer c.await("reading the facts of messages")()
 	cmd := c.c.Fetch(uidSet(uids), &imap.FetchOptions{
 		UID: true, Flags: true, InternalDate: true, RFC822Size: true, Envelope: true,
@@ -281,13 +320,7 @@ func (c *Conn) FetchMeta(uids []uint32) ([]Meta, error) {
 		}
 		e := m.Envelope
 		meta.MessageID = e.MessageID
-		for _, list := range [][]imap.Address{e.From, e.To, e.Cc, e.Bcc} {
-			for _, a := range list {
-				if s := a.Addr(); s != "" {
-					meta.Addresses = append(meta.Addresses, strings.ToLower(s))
-				}
-			}
-		}
+		meta.Domains, meta.DomainsCut = envelopeDomains(e, want)
 		out = append(out, meta)
 		got[meta.UID] = true
 	}
@@ -298,6 +331,35 @@ func (c *Conn) FetchMeta(uids []uint32) ([]Meta, error) {
 		return out, c.wrap(inFlight("reading the facts of message", uids, got), err)
 	}
 	return out, nil
+}
+
+// envelopeDomains returns the distinct domains of e's From, To, Cc and Bcc
+// addresses, at most MaxDomains of them and the first one want accepts if
+// none of those was, and whether any was left out.
+func envelopeDomains(e *imap.Envelope, want func(string) bool) (domains []string, cut bool) {
+	seen := map[string]bool{}
+	wanted := false
+	for _, list := range [][]imap.Address{e.From, e.To, e.Cc, e.Bcc} {
+		for _, a := range list {
+			d := AddressDomain(a.Mailbox, a.Host)
+			if d == "" || seen[d] {
+				continue
+			}
+			isWanted := want != nil && want(d)
+			switch {
+			case len(domains) < MaxDomains:
+				seen[d] = true
+			case isWanted && !wanted:
+				// Past the bound, but the one that decides: kept.
+			default:
+				cut = true
+				continue
+			}
+			domains = append(domains, d)
+			wanted = wanted || isWanted
+		}
+	}
+	return domains, cut
 }
 
 // inFlight names the step for the first of uids not in got, the one the
@@ -437,9 +499,9 @@ var ErrSlept = errors.New("the computer was asleep")
 
 // Wait blocks until the server reports new or expunged messages, wake
 // fires, refresh elapses, or ctx ends. With IDLE (RFC 2177) it idles;
-// without, it polls every poll interval with NOOP. Leaving IDLE must complete within the
-// watchdog time, else the connection is considered dead and an error is
-// returned. It returns ErrSlept after a suspend.
+// without, it polls every poll interval with NOOP. Leaving IDLE must
+// complete within the watchdog time, else the connection is considered
+// dead and an error is returned. It returns ErrSlept after a suspend.
 func (c *Conn) Wait(ctx context.Context, wake <-chan struct{}, refresh, poll, watchdog time.Duration) error {
 	select {
 	case <-c.changed: // news that came in during the last pass

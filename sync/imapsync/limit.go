@@ -38,13 +38,18 @@ const (
 	// BINARY[...], RFC822...) are streamed to the spool and not bounded
 	// here.
 	MaxLiteral = 1 << 20
+	// MaxLiterals bounds the literals go-imap keeps in memory from one
+	// response, in all: each is bounded by MaxLiteral, but one ENVELOPE
+	// may hold thousands of them (an address's name, its mailbox, its
+	// host), each costing the line a few bytes only.
+	MaxLiterals = 4 << 20
 )
 
 // LimitError means the server sent a line or a literal longer than the
 // connector reads; the connection is dropped. A working server never does.
 type LimitError struct {
 	Server string // host:port
-	What   string // "line" or "literal"
+	What   string // "line", "literal" or "response" (its literals, in all)
 	Limit  int64  // bytes
 	Op     string // what was being done, for a person ("logging in"); may be empty
 }
@@ -82,6 +87,7 @@ type limitConn struct {
 
 	lineLen  int64 // bytes of the current line, literals not counted
 	lineMax  int64 // the current line's bound, known from its start
+	litTotal int64 // bytes of the current line's literals kept in memory
 	head     []byte
 	litLeft  int64 // bytes left of the current literal
 	tail     []byte
@@ -159,12 +165,17 @@ func (l *limitConn) Read(p []byte) (int, error) {
 		}
 		size, body, ok := literalAtEnd(l.tail)
 		if !ok {
-			l.lineLen, l.head, l.lineMax = 0, l.head[:0], MaxLine
+			l.lineLen, l.head, l.lineMax, l.litTotal = 0, l.head[:0], MaxLine, 0
 			l.tail = l.tail[:0]
 			continue
 		}
 		if size < 0 || (!body && size > MaxLiteral) {
 			return l.fail("literal", MaxLiteral)
+		}
+		if !body {
+			if l.litTotal += size; l.litTotal > MaxLiterals {
+				return l.fail("response", MaxLiterals)
+			}
 		}
 		l.litLeft = size
 		l.tail = l.tail[:0]

@@ -59,6 +59,9 @@ func TestLimitConnFollowsTheFraming(t *testing.T) {
 		{"long line inside a body literal", "* 1 FETCH (BODY[] {" + itoa(len(long)+2) + "}\r\n" + long + "\r\n)\r\nT1 OK\r\n", ""},
 		{"big folder-name literal", "* LIST () \"/\" {" + itoa(MaxLiteral+1) + "}\r\n", "literal"},
 		{"line after a literal counts on", "* LIST () \"/\" {3}\r\nabc " + long + "\r\n", "line"},
+		{"many small literals in one response", "* 1 FETCH (ENVELOPE (NIL NIL (" + manyLiterals(MaxLiterals/(64<<10)+1, 64<<10) + ")))\r\n", "response"},
+		{"as many literals over several responses", strings.Repeat("* 1 FETCH (ENVELOPE (NIL NIL ("+manyLiterals(MaxLiterals/(64<<10)/2, 64<<10)+")))\r\n", 3), ""},
+		{"many small body literals in one response", "* 1 FETCH (BODY[1] {" + itoa(MaxLiterals) + "}\r\n" + strings.Repeat("x", MaxLiterals) + " BODY[2] {1}\r\nx)\r\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := pipeServer(t, func(w io.Writer) { io.WriteString(w, tc.stream) })
@@ -75,6 +78,13 @@ func TestLimitConnFollowsTheFraming(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// manyLiterals returns n addresses of an ENVELOPE whose names are literals
+// of size bytes.
+func manyLiterals(n, size int) string {
+	one := "({" + itoa(size) + "}\r\n" + strings.Repeat("n", size) + " NIL \"b\" \"x.test\")"
+	return strings.Repeat(one, n)
+}
 
 // FuzzLimitConn: whatever a server sends, the limiter does not panic and
 // passes the bytes through unchanged until it stops the stream.

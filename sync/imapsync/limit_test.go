@@ -62,7 +62,7 @@ func TestHugeAnswersAreBounded(t *testing.T) {
 				if _, err = c.Search(0, time.Time{}, 0, 1); err != nil {
 					return
 				}
-				if _, err = c.FetchMeta([]uint32{1}); err != nil {
+				if _, err = c.FetchMeta([]uint32{1}, nil); err != nil {
 					return
 				}
 				err = c.FetchBodies([]uint32{1}, sp, func(uid uint32, b *spool.Body) error {
@@ -155,4 +155,53 @@ func TestHugeBodyStopsAtTheSpoolBudget(t *testing.T) {
 	if grew > 100<<20 {
 		t.Fatalf("allocated %d MiB", grew>>20)
 	}
+}
+
+// TestCrowdedEnvelopesAreBounded: a server whose messages each have an
+// ENVELOPE of 1 MiB (a FETCH line may have 4), crowded with some 35 000
+// addresses each in a domain of its own. FetchMeta keeps at most
+// MaxDomains domains of each message, and the one that matters (the
+// last), so what a batch of them holds stays small. Keeping every
+// address held 44 MiB for 10 messages of 4 MiB, 222 MiB for 50.
+func TestCrowdedEnvelopesAreBounded(t *testing.T) {
+	const n, per = 8, 1 << 20
+	s := hostile.StartCrowdIMAP(t, n, per)
+	srv, _ := config.ParseServer(s.Addr, config.SecurityTLS, 993)
+	acct := config.Account{Email: "alice@acme.test", IMAP: srv, Pins: []trust.Pin{{Server: s.Addr, Fingerprint: s.Cert.Fingerprint}}}
+	pol, _ := trust.NewPolicy("", acct.TrustPins(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := imapsync.Dial(ctx, acct, "pw", pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Examine("INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	uids := make([]uint32, n)
+	for i := range uids {
+		uids[i] = uint32(i + 1)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	metas, err := c.FetchMeta(uids, func(d string) bool { return d == hostile.CrowdDomain })
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d envelopes of %.1f MiB (%.1f MiB sent): the facts hold %.2f MiB of heap; %.1f MiB allocated in all",
+		n, float64(per)/(1<<20), float64(s.HugeSent())/(1<<20), float64(held)/(1<<20), float64(after.TotalAlloc-before.TotalAlloc)/(1<<20))
+	if err != nil || len(metas) != n {
+		t.Fatalf("FetchMeta: %d messages, %v; want %d", len(metas), err, n)
+	}
+	for _, m := range metas {
+		if !m.DomainsCut || len(m.Domains) != imapsync.MaxDomains+1 || m.Domains[len(m.Domains)-1] != hostile.CrowdDomain {
+			t.Fatalf("UID %d: %d domains (cut: %v), the last %q; want %d and %s last, cut", m.UID, len(m.Domains), m.DomainsCut, m.Domains[len(m.Domains)-1], imapsync.MaxDomains+1, hostile.CrowdDomain)
+		}
+	}
+	if held > 4<<20 {
+		t.Fatalf("the facts of %d messages hold %d MiB", n, held>>20)
+	}
+	runtime.KeepAlive(metas)
 }

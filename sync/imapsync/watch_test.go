@@ -70,7 +70,7 @@ func TestSilentServerIsNoticed(t *testing.T) {
 	}{
 		{"examine", `opening "INBOX"`, func(c *imapsync.Conn) error { _, err := c.Examine("INBOX"); return err }},
 		{"search", "searching the folder", func(c *imapsync.Conn) error { _, err := c.Search(0, time.Time{}, 0, 3); return err }},
-		{"fetch meta", "reading the facts of message UID 1", func(c *imapsync.Conn) error { _, err := c.FetchMeta([]uint32{1, 2, 3}); return err }},
+		{"fetch meta", "reading the facts of message UID 1", func(c *imapsync.Conn) error { _, err := c.FetchMeta([]uint32{1, 2, 3}, nil); return err }},
 		{"fetch facts", "reading the facts of message UID 1", func(c *imapsync.Conn) error { _, err := c.FetchFacts([]uint32{1, 2, 3}); return err }},
 		{"fetch bodies", "reading message UID 1", func(c *imapsync.Conn) error {
 			return c.FetchBodies([]uint32{1, 2, 3}, sp, func(uint32, *spool.Body) error { return nil })

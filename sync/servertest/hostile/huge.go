@@ -33,25 +33,32 @@ const (
 	// HugeBody answers a FETCH of BODY[] with a message body of that size:
 	// the one huge thing a server may legitimately send, to be streamed.
 	HugeBody
+	// HugeAddressNames answers a FETCH of ENVELOPE with a To list whose
+	// addresses have names sent as literals of 64 KiB each (under the
+	// bound of one literal), that size of them in all: the line itself
+	// stays short.
+	HugeAddressNames
 )
 
 // String names the mode in test names ("login answer").
 func (m HugeMode) String() string {
-	return [...]string{"greeting", "login answer", "folder name", "search", "envelope", "body"}[m]
+	return [...]string{"greeting", "login answer", "folder name", "search", "envelope", "body", "address names"}[m]
 }
 
 // HugeModes lists every HugeMode.
-var HugeModes = []HugeMode{HugeGreeting, HugeLoginAnswer, HugeFolderName, HugeSearch, HugeEnvelope, HugeBody}
+var HugeModes = []HugeMode{HugeGreeting, HugeLoginAnswer, HugeFolderName, HugeSearch, HugeEnvelope, HugeBody, HugeAddressNames}
 
 // HugeIMAP is a running IMAP server (implicit TLS, self-signed: pin
 // Cert.Fingerprint) that sends one huge line or literal. It accepts any
-// login and holds one message, UID 1, in INBOX and a Sent folder.
+// login and holds one message, UID 1, in INBOX and a Sent folder (or
+// several: see StartCrowdIMAP).
 type HugeIMAP struct {
 	Addr string
 	Cert *Cert
 
-	mode HugeMode
-	size int64
+	mode  HugeMode
+	size  int64
+	crowd int // messages with crowded envelopes; 0 for the huge modes
 
 	mu   sync.Mutex
 	sent int64 // bytes of the huge part written so far
@@ -67,25 +74,77 @@ func (s *HugeIMAP) HugeSent() int64 {
 // StartHugeIMAP starts a server that sends size bytes where mode says.
 func StartHugeIMAP(t testing.TB, mode HugeMode, size int64) *HugeIMAP {
 	t.Helper()
-	s := &HugeIMAP{mode: mode, size: size, Cert: NewCert(t, CertOptions{SelfSigned: true})}
+	s := &HugeIMAP{mode: mode, size: size}
+	s.start(t)
+	return s
+}
+
+// start listens (implicit TLS, a self-signed certificate) and serves.
+func (s *HugeIMAP) start(t testing.TB) {
+	t.Helper()
+	s.Cert = NewCert(t, CertOptions{SelfSigned: true})
 	l, err := tls.Listen("tcp", net.JoinHostPort(Host, "0"), &tls.Config{Certificates: []tls.Certificate{s.Cert.TLS}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Addr = l.Addr().String()
 	serveEach(t, l, 2*time.Minute, s.serve)
+}
+
+// CrowdDomain is the domain of the last address of each crowded envelope
+// (see StartCrowdIMAP); every other address has a domain of its own.
+const CrowdDomain = "corp.example"
+
+// StartCrowdIMAP starts a server whose INBOX holds n messages (UIDs 1 to
+// n), each with an ENVELOPE of about perMessage bytes (keep it under the
+// client's bound of a FETCH line) whose To list is crowded with short
+// addresses, each in a domain of its own ("u@d1.x.test", "u@d2.x.test",
+// …), the last one at CrowdDomain. A FETCH of ENVELOPE answers every
+// message, whatever it asks for.
+func StartCrowdIMAP(t testing.TB, n int, perMessage int64) *HugeIMAP {
+	t.Helper()
+	s := &HugeIMAP{mode: -1, size: perMessage, crowd: n}
+	s.start(t)
 	return s
+}
+
+// crowdFetch answers a FETCH of facts with every crowded message.
+func (s *HugeIMAP) crowdFetch(bw *bufio.Writer, tag string) bool {
+	const date = `"01-Jan-2025 10:00:00 +0000"`
+	for i := 1; i <= s.crowd; i++ {
+		fmt.Fprintf(bw, `* %d FETCH (UID %d FLAGS () INTERNALDATE %s RFC822.SIZE 10 ENVELOPE (%s "crowd" ((NIL NIL "a" "x.test")) NIL NIL (`, i, i, date, date)
+		var n int64
+		for d := 1; n < s.size; d++ {
+			k, err := fmt.Fprintf(bw, `(NIL NIL "u" "d%d.x.test")`, d)
+			if err != nil {
+				return false // the client went away
+			}
+			n += int64(k)
+		}
+		fmt.Fprintf(bw, `(NIL NIL "boss" "%s")) NIL NIL NIL "<%d@x.test>"))`+"\r\n", CrowdDomain, i)
+		if bw.Flush() != nil {
+			return false
+		}
+		s.mu.Lock()
+		s.sent += n
+		s.mu.Unlock()
+	}
+	fmt.Fprintf(bw, "%s OK done\r\n", tag)
+	return bw.Flush() == nil
 }
 
 // huge writes the huge part: size bytes of filler (digits and spaces for
 // a search, letters otherwise), stopping when the client goes away.
-func (s *HugeIMAP) huge(w io.Writer) error {
+func (s *HugeIMAP) huge(w io.Writer) error { return s.hugeN(w, s.size) }
+
+// hugeN writes size bytes of filler.
+func (s *HugeIMAP) hugeN(w io.Writer, size int64) error {
 	unit := "a"
 	if s.mode == HugeSearch {
 		unit = "1 "
 	}
 	chunk := []byte(strings.Repeat(unit, (64<<10)/len(unit)))
-	for left := s.size; left > 0; {
+	for left := size; left > 0; {
 		n := min(left, int64(len(chunk)))
 		if _, err := w.Write(chunk[:n]); err != nil {
 			return err
@@ -141,7 +200,8 @@ func (s *HugeIMAP) serve(c net.Conn) {
 				ok = w("* LIST () \"/\" INBOX\r\n* LIST (\\Sent) \"/\" Sent\r\n%s OK done\r\n", tag)
 			}
 		case "EXAMINE", "SELECT":
-			ok = w("* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 2] ok\r\n%s OK [READ-ONLY] done\r\n", tag)
+			n := max(s.crowd, 1)
+			ok = w("* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT %d] ok\r\n%s OK [READ-ONLY] done\r\n", n, n+1, tag)
 		case "SEARCH":
 			if s.mode == HugeSearch {
 				ok = w("* SEARCH ") && s.huge(bw) == nil && w("\r\n%s OK done\r\n", tag)
@@ -149,7 +209,11 @@ func (s *HugeIMAP) serve(c net.Conn) {
 				ok = w("* SEARCH 1\r\n%s OK done\r\n", tag)
 			}
 		case "FETCH":
-			ok = s.fetch(w, bw, tag, strings.ToUpper(args))
+			if s.crowd > 0 && strings.Contains(strings.ToUpper(args), "ENVELOPE") {
+				ok = s.crowdFetch(bw, tag)
+			} else {
+				ok = s.fetch(w, bw, tag, strings.ToUpper(args))
+			}
 		case "NOOP", "CLOSE", "UNSELECT":
 			ok = w("%s OK done\r\n", tag)
 		case "LOGOUT":
@@ -169,6 +233,18 @@ func (s *HugeIMAP) fetch(w func(string, ...any) bool, bw *bufio.Writer, tag, arg
 	const date = `"01-Jan-2025 10:00:00 +0000"`
 	if !strings.Contains(args, "BODY") && !strings.Contains(args, "RFC822") || strings.Contains(args, "ENVELOPE") {
 		subject := `"hello"`
+		if s.mode == HugeAddressNames && strings.Contains(args, "ENVELOPE") {
+			if !w(`* 1 FETCH (UID 1 FLAGS () INTERNALDATE %s RFC822.SIZE 10 ENVELOPE (%s "hello" ((NIL NIL "a" "x.test")) NIL NIL (`, date, date) {
+				return false
+			}
+			const name = 64 << 10
+			for left := s.size; left > 0; left -= name {
+				if !w("({%d}\r\n", name) || s.hugeN(bw, name) != nil || !w(` NIL "b" "x.test")`) {
+					return false
+				}
+			}
+			return w(`) NIL NIL NIL "<1@x.test>"))`+"\r\n%s OK done\r\n", tag)
+		}
 		if s.mode == HugeEnvelope && strings.Contains(args, "ENVELOPE") {
 			if !w(`* 1 FETCH (UID 1 FLAGS () INTERNALDATE %s RFC822.SIZE 10 ENVELOPE (%s "`, date, date) || s.huge(bw) != nil {
 				return false
