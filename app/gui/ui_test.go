@@ -460,8 +460,11 @@ func TestSetupGuessedNameIsNotASpellingMistake(t *testing.T) {
 	})
 	waitFor(t, "the servers", func() bool { return u.setup.imap.Text == "imap.acme.com:993" })
 	tap(button(t, w, "Test connection"))
+	// The test's end too: until then Test connection is disabled, and a
+	// tap on it does nothing.
 	waitFor(t, "the failure", func() bool {
-		return hasText(w, "No server named imap.acme.com exists, though your domain's mail settings named it")
+		return hasText(w, "No server named imap.acme.com exists, though your domain's mail settings named it") &&
+			hasText(w, "The test failed")
 	})
 
 	// Typed by the user: then it is theirs to check.
