@@ -14,19 +14,7 @@ import (
 // never leave, those inside are relayed, none is lost.
 func TestRelayDomainsComeMidBackfill(t *testing.T) {
 	r := newRig(t, dovecottest.Options{})
-	want := map[string][]byte{}
-	now := time.Now()
-	for i := 0; i < 10; i++ {
-		domain := "elsewhere.test"
-		if i%5 == 0 {
-			domain = "sales.corp.example"
-		}
-		msg := fromDomain(i, domain, now)
-		r.dovecot.Append(t, r.email, "INBOX", msg, now)
-		if domain != "elsewhere.test" {
-			want[keyOf(msg)] = msg
-		}
-	}
+	want := r.seedDomains(t, 10)
 	r.platform.FailNext(1_000_000, 503, 0) // every message fetched, its upload held back
 	e := r.start(func(o *Options) { o.HeartbeatEvery = 100 * time.Millisecond })
 	deadline := time.Now().Add(time.Minute) // hang guards

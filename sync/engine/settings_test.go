@@ -35,17 +35,15 @@ func fromDomain(i int, domain string, date time.Time) []byte {
 		"Date: %s\r\nMessage-ID: <%d@%s>\r\n\r\nHello %d\r\n", i, i, domain, i, date.Format(time.RFC1123Z), i, domain, i))
 }
 
-// TestRelayDomainsWhenFirstHeartbeatsFail: the platform allows only
-// corp.example, and its first two heartbeats answer 503. Nothing outside
-// corp.example leaves the machine: relaying waits for the platform's
-// settings, then applies them.
-func TestRelayDomainsWhenFirstHeartbeatsFail(t *testing.T) {
-	r := newRig(t, dovecottest.Options{})
-	r.platform.SetSettings(refplatform.Settings{RelayDomains: []string{"corp.example"}})
-	r.failHeartbeats(2)
+// seedDomains appends n messages to INBOX, every fifth from
+// sales.corp.example and the others from elsewhere.test, and returns those
+// inside corp.example by their key: what relay_domains = corp.example lets
+// through.
+func (r *rig) seedDomains(t *testing.T, n int) map[string][]byte {
+	t.Helper()
 	want := map[string][]byte{}
 	now := time.Now()
-	for i := 0; i < 20; i++ {
+	for i := 0; i < n; i++ {
 		domain := "elsewhere.test"
 		if i%5 == 0 {
 			domain = "sales.corp.example"
@@ -56,6 +54,18 @@ func TestRelayDomainsWhenFirstHeartbeatsFail(t *testing.T) {
 			want[keyOf(msg)] = msg
 		}
 	}
+	return want
+}
+
+// TestRelayDomainsWhenFirstHeartbeatsFail: the platform allows only
+// corp.example, and its first two heartbeats answer 503. Nothing outside
+// corp.example leaves the machine: relaying waits for the platform's
+// settings, then applies them.
+func TestRelayDomainsWhenFirstHeartbeatsFail(t *testing.T) {
+	r := newRig(t, dovecottest.Options{})
+	r.platform.SetSettings(refplatform.Settings{RelayDomains: []string{"corp.example"}})
+	r.failHeartbeats(2)
+	want := r.seedDomains(t, 20)
 	e := r.start(func(o *Options) { o.HeartbeatEvery = 100 * time.Millisecond })
 	waitSnapshot(t, e, "20 messages relayed or skipped", func(s Snapshot) bool {
 		return len(s.Accounts) == 1 && s.Accounts[0].Relayed+s.Accounts[0].Skipped == 20
