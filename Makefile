@@ -24,7 +24,7 @@ DEPS_TEST := $(DEPS_RUN) dovecot-imapd dovecot-submissiond xvfb openssl xdotool 
 # The Windows cross-build's compiler (CI's .ci/run builds it after make test).
 DEPS_WINDOWS := gcc-mingw-w64-x86-64
 
-.PHONY: all build build-race build-nfpm run test fuzz fuzz-run bench bench-idle bench-micro deps-run deps-test deps-bench deps-windows install-libs vet clean package build-windows
+.PHONY: all build build-race build-nfpm run test test-race test-gui-fuzz fuzz fuzz-run bench bench-idle bench-micro deps-run deps-test deps-bench deps-windows install-libs vet clean package build-windows
 
 all: build
 
@@ -77,16 +77,28 @@ run: deps-run build
 vet:
 	$(GO) vet ./...
 
-# Everything the tests compile slowly is built first, side by side: the app
-# (app/cli's, app/e2e's and assets/packaging's tests build it again and find
-# it in Go's build cache), the same packages under -race (what `go test
-# -race` links), and nfpm (what `make package` runs). On a fresh machine
-# the first two each spend minutes in cgo and gcc on GLFW and OpenGL, one
-# core each: side by side, both cores work.
+# The tests run with the race detector, but for the window's package
+# (app/gui): under -race, GLFW's and OpenGL's C would be compiled a second
+# time (minutes of one core on a fresh machine) beside the plain build the
+# end-to-end tests run. The engine and the Runner it drives (sync/...) are
+# race-tested. First, side by side, what the tests compile slowly: the app
+# (app/cli's, app/e2e's and assets/packaging's tests build it again and
+# find it in Go's build cache), the race-enabled packages, and nfpm (what
+# `make package` runs); then vet; then the race-enabled tests, and beside
+# them app/gui's tests and the short fuzzing.
+RACE_PKGS = $$($(GO) list ./... | grep -v -x -e '$(MODULE)' -e '$(MODULE)/app/gui')
+MODULE    = github.com/inboxrelay/inboxrelay
+
 test: deps-test
 	$(MAKE) --no-print-directory -j3 build build-race build-nfpm
 	$(MAKE) --no-print-directory vet
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory -j2 test-race test-gui-fuzz
+
+test-race:
+	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
+
+test-gui-fuzz:
+	$(GO) test -count=1 -timeout 30m ./app/gui
 	$(MAKE) --no-print-directory fuzz-run FUZZTIME=$(FUZZTIME_SHORT)
 
 # Fuzz targets: every parser of what a mail server, the platform or DNS
@@ -157,9 +169,10 @@ build-windows: deps-windows
 	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc $(GO) build -o bin/inboxrelay.exe .
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build $$($(GO) list ./sync/... ./keychain/... ./app/cli/ ./app/autostart/ | grep -v /servertest/)
 
-# The packages under -race, as `go test -race ./...` links them.
+# The race-tested packages under -race, as their tests link them (those
+# with code outside their tests: go build takes no other).
 build-race:
-	$(GO) build -race ./...
+	$(GO) build -race $$($(GO) list -f '{{if .GoFiles}}{{.ImportPath}}{{end}}' ./... | grep -v -x -e '$(MODULE)' -e '$(MODULE)/app/gui')
 
 # nfpm, compiled once into Go's build cache (`go run` keeps what it built).
 build-nfpm:
